@@ -1,0 +1,1 @@
+//! v0 compatibility rewrites.

@@ -1,0 +1,1 @@
+//! Builds the event graph from a config and runs it.

@@ -1,0 +1,13 @@
+//! ferrentd: a Fluentd-compatible log processor. See `docs/architecture.md`.
+
+pub mod config_parser;
+pub mod engine;
+pub mod event;
+pub mod json;
+pub mod logging;
+pub mod plugins;
+pub mod record_accessor;
+pub mod router;
+pub mod timefmt;
+pub mod timeparse;
+pub mod util;

@@ -1,0 +1,1 @@
+//! ferrentd's own log, in Fluentd's line format.

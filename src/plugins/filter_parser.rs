@@ -1,0 +1,8 @@
+//! `@type parser` (filter).
+
+use super::{PluginContext, Filter};
+use crate::config_parser::{ConfigError, Element};
+
+pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Filter>, ConfigError> {
+    Err(elem.error("filter plugin 'parser' is not available in this build yet"))
+}

@@ -1,0 +1,8 @@
+//! `@type record_transformer` (filter).
+
+use super::{PluginContext, Filter};
+use crate::config_parser::{ConfigError, Element};
+
+pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Filter>, ConfigError> {
+    Err(elem.error("filter plugin 'record_transformer' is not available in this build yet"))
+}

@@ -1,0 +1,8 @@
+//! `@type ltsv` (formatter).
+
+use super::{PluginContext, Formatter};
+use crate::config_parser::{ConfigError, Element};
+
+pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Formatter>, ConfigError> {
+    Err(elem.error("formatter plugin 'ltsv' is not available in this build yet"))
+}

@@ -1,0 +1,8 @@
+//! `@type tsv` (formatter).
+
+use super::{PluginContext, Formatter};
+use crate::config_parser::{ConfigError, Element};
+
+pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Formatter>, ConfigError> {
+    Err(elem.error("formatter plugin 'tsv' is not available in this build yet"))
+}

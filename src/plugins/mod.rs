@@ -1,0 +1,290 @@
+//! Plugins, one module per plugin named as Fluentd names it (`@type tail` → `in_tail.rs`), and the
+//! registry that maps `@type` names to constructors.
+
+use crate::config_parser::{ConfigError, Element};
+use crate::event::{EventStream, EventTime, Record};
+use crate::router::{Emitter, ErrorSink, Shutdown};
+
+pub mod filter_grep;
+pub mod filter_parser;
+pub mod filter_record_transformer;
+pub mod filter_stdout;
+pub mod formatter_csv;
+pub mod formatter_hash;
+pub mod formatter_json;
+pub mod formatter_ltsv;
+pub mod formatter_msgpack;
+pub mod formatter_out_file;
+pub mod formatter_single_value;
+pub mod formatter_stdout;
+pub mod formatter_tsv;
+pub mod in_sample;
+pub mod in_tail;
+pub mod inject;
+pub mod out_copy;
+pub mod out_null;
+pub mod out_relabel;
+pub mod out_rewrite_tag_filter;
+pub mod out_stdout;
+pub mod parser;
+pub mod parser_apache2;
+pub mod parser_apache_error;
+pub mod parser_csv;
+pub mod parser_json;
+pub mod parser_logfmt;
+pub mod parser_ltsv;
+pub mod parser_msgpack;
+pub mod parser_multiline;
+pub mod parser_nginx;
+pub mod parser_none;
+pub mod parser_regexp;
+pub mod parser_syslog;
+pub mod parser_tsv;
+
+/// What every constructor gets besides its section.
+#[derive(Clone)]
+pub struct PluginContext {
+    /// `--strict-config-value`: strict integer/float/bool conversion.
+    pub strict: bool,
+    pub hostname: String,
+    pub worker_id: u32,
+    /// Where this plugin's re-emitted events go: its `@label`'s router, else the root router.
+    pub router: Emitter,
+    /// The `<label @ERROR>` router, or a logger when there is none.
+    pub errors: ErrorSink,
+    /// Resolves `@label @NAME` (for plugins that name labels in sub-sections).
+    pub labels: crate::router::LabelTable,
+}
+
+impl PluginContext {
+    /// A context for unit tests: root and error routers that go nowhere.
+    pub fn for_tests() -> Self {
+        PluginContext {
+            strict: false,
+            hostname: crate::util::hostname(),
+            worker_id: 0,
+            router: Emitter::detached("@ROOT"),
+            errors: ErrorSink::log_only(),
+            labels: crate::router::LabelTable::default(),
+        }
+    }
+
+    /// Deserializes `elem` into a plugin's config struct, warning about unknown parameters.
+    pub fn configure<T: serde::de::DeserializeOwned>(
+        &self,
+        elem: &Element,
+        plugin: &str,
+    ) -> Result<T, ConfigError> {
+        crate::config_parser::configure(
+            elem,
+            &crate::config_parser::ConfigureOptions {
+                strict: self.strict,
+                plugin: plugin.to_string(),
+            },
+        )
+    }
+}
+
+/// What `run` of an input gets.
+pub struct InputContext {
+    pub router: Emitter,
+    pub errors: ErrorSink,
+    pub shutdown: Shutdown,
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// A `<source>`. `run` is called on a thread of its own and returns once `ctx.shutdown` fires,
+/// after emitting everything it has read.
+pub trait Input: Send {
+    fn run(self: Box<Self>, ctx: InputContext) -> anyhow::Result<()>;
+}
+
+/// A `<filter>`: takes a batch for one tag, returns the batch to pass on.
+pub trait Filter: Send + Sync {
+    fn filter_stream(&self, tag: &str, es: EventStream) -> EventStream;
+}
+
+/// Why an output could not take a stream. The stream, when handed back, goes to `@ERROR`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct OutputError {
+    pub message: String,
+    pub stream: Option<EventStream>,
+}
+
+impl OutputError {
+    pub fn new(message: impl Into<String>) -> Self {
+        OutputError {
+            message: message.into(),
+            stream: None,
+        }
+    }
+
+    pub fn with_stream(message: impl Into<String>, stream: EventStream) -> Self {
+        OutputError {
+            message: message.into(),
+            stream: Some(stream),
+        }
+    }
+}
+
+/// A `<match>` plugin. `emit` is synchronous: it returns once the stream is written, buffered
+/// or handed on, and may block to give backpressure.
+pub trait Output: Send + Sync {
+    fn emit(&self, tag: &str, es: EventStream) -> Result<(), OutputError>;
+    /// Called once every plugin exists and before inputs start.
+    fn start(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// SIGUSR1: write out what is buffered.
+    fn flush(&self) {}
+    /// Inputs have stopped: flush per the plugin's policy and release resources.
+    fn shutdown(&self) {}
+}
+
+/// Why a parser could not parse its input (Fluentd's `pattern not matched` and friends).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParserError(pub String);
+
+/// A `<parse>` plugin. One call parses one unit of input (a line, or a joined multi-line event)
+/// into zero or more events. A `None` time means "no time and estimate_current_event false".
+pub trait Parser: Send + Sync {
+    fn parse(
+        &self,
+        text: &[u8],
+        emit: &mut dyn FnMut(Option<EventTime>, Record),
+    ) -> Result<(), ParserError>;
+
+    /// Multi-line parsers (`@type multiline`) make in_tail buffer lines until the next first line.
+    fn is_multiline(&self) -> bool {
+        false
+    }
+
+    /// For multi-line parsers: does this line start a new event?
+    fn is_firstline(&self, _line: &[u8]) -> bool {
+        true
+    }
+}
+
+/// A `<format>` plugin: appends one event's formatted bytes to `out`.
+pub trait Formatter: Send + Sync {
+    fn format(&self, tag: &str, time: EventTime, record: &Record, out: &mut Vec<u8>);
+}
+
+pub type InputCtor = fn(&Element, &PluginContext) -> Result<Box<dyn Input>, ConfigError>;
+pub type FilterCtor = fn(&Element, &PluginContext) -> Result<Box<dyn Filter>, ConfigError>;
+pub type OutputCtor = fn(&Element, &PluginContext) -> Result<Box<dyn Output>, ConfigError>;
+pub type ParserCtor = fn(&Element, &PluginContext) -> Result<Box<dyn Parser>, ConfigError>;
+pub type FormatterCtor = fn(&Element, &PluginContext) -> Result<Box<dyn Formatter>, ConfigError>;
+
+/// `@type` name → constructor, per plugin kind. The names are Fluentd's.
+pub const INPUTS: &[(&str, InputCtor)] = &[
+    ("tail", in_tail::create),
+    ("sample", in_sample::create),
+    ("dummy", in_sample::create),
+];
+
+pub const FILTERS: &[(&str, FilterCtor)] = &[
+    ("grep", filter_grep::create),
+    ("record_transformer", filter_record_transformer::create),
+    ("parser", filter_parser::create),
+    ("stdout", filter_stdout::create),
+];
+
+pub const OUTPUTS: &[(&str, OutputCtor)] = &[
+    ("stdout", out_stdout::create),
+    ("null", out_null::create),
+    ("copy", out_copy::create),
+    ("relabel", out_relabel::create),
+    ("rewrite_tag_filter", out_rewrite_tag_filter::create),
+];
+
+pub const PARSERS: &[(&str, ParserCtor)] = &[
+    ("json", parser_json::create),
+    ("regexp", parser_regexp::create),
+    ("none", parser_none::create),
+    ("ltsv", parser_ltsv::create),
+    ("csv", parser_csv::create),
+    ("tsv", parser_tsv::create),
+    ("syslog", parser_syslog::create),
+    ("apache2", parser_apache2::create),
+    ("apache_error", parser_apache_error::create),
+    ("nginx", parser_nginx::create),
+    ("multiline", parser_multiline::create),
+    ("logfmt", parser_logfmt::create),
+    ("msgpack", parser_msgpack::create),
+];
+
+pub const FORMATTERS: &[(&str, FormatterCtor)] = &[
+    ("json", formatter_json::create),
+    ("ltsv", formatter_ltsv::create),
+    ("csv", formatter_csv::create),
+    ("tsv", formatter_tsv::create),
+    ("single_value", formatter_single_value::create),
+    ("hash", formatter_hash::create),
+    ("out_file", formatter_out_file::create),
+    ("stdout", formatter_stdout::create),
+    ("msgpack", formatter_msgpack::create),
+];
+
+fn lookup<T: Copy>(table: &[(&str, T)], name: &str) -> Option<T> {
+    table.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+}
+
+fn unknown(kind: &str, name: &str, elem: &Element) -> ConfigError {
+    elem.error(format!(
+        "Unknown {kind} plugin '{name}'. Run 'gem search -rd fluent-plugin' to find plugins"
+    ))
+}
+
+fn type_of<'a>(elem: &'a Element, directive: &str) -> Result<&'a str, ConfigError> {
+    elem.plugin_type()
+        .ok_or_else(|| elem.error(format!("Missing '@type' parameter on <{directive}> directive")))
+}
+
+pub fn new_input(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, ConfigError> {
+    let name = type_of(elem, "source")?;
+    let ctor = lookup(INPUTS, name).ok_or_else(|| unknown("input", name, elem))?;
+    ctor(elem, ctx)
+}
+
+pub fn new_filter(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Filter>, ConfigError> {
+    let name = type_of(elem, "filter")?;
+    let ctor = lookup(FILTERS, name).ok_or_else(|| unknown("filter", name, elem))?;
+    ctor(elem, ctx)
+}
+
+pub fn new_output(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Output>, ConfigError> {
+    let name = type_of(elem, &elem.name)?;
+    let ctor = lookup(OUTPUTS, name).ok_or_else(|| unknown("output", name, elem))?;
+    ctor(elem, ctx)
+}
+
+/// Builds the parser of a `<parse>` section.
+pub fn new_parser(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, ConfigError> {
+    let name = type_of(elem, "parse")?;
+    let ctor = lookup(PARSERS, name).ok_or_else(|| unknown("parser", name, elem))?;
+    ctor(elem, ctx)
+}
+
+/// Builds the formatter of a `<format>` section.
+pub fn new_formatter(
+    elem: &Element,
+    ctx: &PluginContext,
+) -> Result<Box<dyn Formatter>, ConfigError> {
+    let name = type_of(elem, "format")?;
+    let ctor = lookup(FORMATTERS, name).ok_or_else(|| unknown("formatter", name, elem))?;
+    ctor(elem, ctx)
+}
+
+/// Names of every registered plugin, for the compatibility matrix test.
+pub fn registered_names() -> Vec<(&'static str, &'static str)> {
+    let mut v = Vec::new();
+    v.extend(INPUTS.iter().map(|(n, _)| ("input", *n)));
+    v.extend(FILTERS.iter().map(|(n, _)| ("filter", *n)));
+    v.extend(OUTPUTS.iter().map(|(n, _)| ("output", *n)));
+    v.extend(PARSERS.iter().map(|(n, _)| ("parser", *n)));
+    v.extend(FORMATTERS.iter().map(|(n, _)| ("formatter", *n)));
+    v
+}

@@ -1,0 +1,8 @@
+//! `@type stdout` (output).
+
+use super::{PluginContext, Output};
+use crate::config_parser::{ConfigError, Element};
+
+pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Output>, ConfigError> {
+    Err(elem.error("output plugin 'stdout' is not available in this build yet"))
+}

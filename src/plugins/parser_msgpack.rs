@@ -1,0 +1,8 @@
+//! `@type msgpack` (parser).
+
+use super::{PluginContext, Parser};
+use crate::config_parser::{ConfigError, Element};
+
+pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Parser>, ConfigError> {
+    Err(elem.error("parser plugin 'msgpack' is not available in this build yet"))
+}

@@ -1,0 +1,1 @@
+//! record_accessor syntax: `key`, `$.a.b`, `$['a']['b']`, `$.arr[0]`.

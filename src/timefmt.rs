@@ -1,0 +1,1 @@
+//! strftime-style time formatting (Ruby's Time#strftime, with %N, %L, %z).
