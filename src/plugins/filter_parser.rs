@@ -292,7 +292,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Filter>, Co
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::filter_record_transformer::json_to_value;
+    use crate::plugins::filter_record_transformer::{json_to_value, record_to_json as to_json};
     use crate::plugins::ParserError;
     use crate::router::Emitter;
 
@@ -374,25 +374,6 @@ mod tests {
     struct Run {
         out: Vec<(EventTime, String)>,
         errors: Vec<String>,
-    }
-
-    fn to_json(r: &Record) -> String {
-        fn conv(v: &Value) -> serde_json::Value {
-            match v {
-                Value::Nil => serde_json::Value::Null,
-                Value::Bool(b) => (*b).into(),
-                Value::Int(i) => (*i).into(),
-                Value::Str(s) => String::from_utf8_lossy(s).into_owned().into(),
-                Value::Array(a) => serde_json::Value::Array(a.iter().map(conv).collect()),
-                Value::Map(m) => serde_json::Value::Object(
-                    m.iter()
-                        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), conv(v)))
-                        .collect(),
-                ),
-                other => format!("{other:?}").into(),
-            }
-        }
-        conv(&Value::Map(r.clone())).to_string()
     }
 
     fn run_with(conf: &str, parse_type: &str, parser: Box<dyn Parser>, input: &[&str]) -> Run {

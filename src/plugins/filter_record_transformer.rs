@@ -630,6 +630,31 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Filter>, Co
     Ok(Box::new(RecordTransformer::configure(elem, ctx)?))
 }
 
+/// Compact JSON of a record, as out_stdout's json format prints the conformance cases
+/// (for the tests of the filters and outputs that compare with them).
+#[cfg(test)]
+pub(crate) fn record_to_json(r: &Record) -> String {
+    fn conv(v: &Value) -> serde_json::Value {
+        match v {
+            Value::Nil => serde_json::Value::Null,
+            Value::Bool(b) => (*b).into(),
+            Value::Int(i) => (*i).into(),
+            Value::UInt(u) => (*u).into(),
+            Value::Float(f) => (*f).into(),
+            Value::Str(s) | Value::Bin(s) => String::from_utf8_lossy(s).into_owned().into(),
+            Value::BigInt(d) => d.clone().into(),
+            Value::Array(a) => serde_json::Value::Array(a.iter().map(conv).collect()),
+            Value::Map(m) => serde_json::Value::Object(
+                m.iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), conv(v)))
+                    .collect(),
+            ),
+            Value::Ext(..) => serde_json::Value::Null,
+        }
+    }
+    conv(&Value::Map(r.clone())).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,35 +698,12 @@ mod tests {
         }
     }
 
-    /// Compact JSON of a record, as out_stdout's json format prints the conformance cases.
-    fn to_json(r: &Record) -> String {
-        fn conv(v: &Value) -> serde_json::Value {
-            match v {
-                Value::Nil => serde_json::Value::Null,
-                Value::Bool(b) => (*b).into(),
-                Value::Int(i) => (*i).into(),
-                Value::UInt(u) => (*u).into(),
-                Value::Float(f) => (*f).into(),
-                Value::Str(s) | Value::Bin(s) => String::from_utf8_lossy(s).into_owned().into(),
-                Value::BigInt(d) => d.clone().into(),
-                Value::Array(a) => serde_json::Value::Array(a.iter().map(conv).collect()),
-                Value::Map(m) => serde_json::Value::Object(
-                    m.iter()
-                        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), conv(v)))
-                        .collect(),
-                ),
-                Value::Ext(..) => serde_json::Value::Null,
-            }
-        }
-        conv(&Value::Map(r.clone())).to_string()
-    }
-
     const INPUT: &str = r#"{"name": "alice", "n": 5, "nested": {"x": 1}, "drop": "me"}"#;
 
     fn run_at(f: &dyn Filter, tag: &str, time: EventTime, input: &str) -> Vec<(EventTime, String)> {
         f.filter_stream(tag, EventStream::one(time, record(input)))
             .into_iter()
-            .map(|e| (e.time, to_json(&e.record)))
+            .map(|e| (e.time, record_to_json(&e.record)))
             .collect()
     }
 
@@ -884,7 +886,7 @@ mod tests {
         assert!(out.is_empty());
         let got = err.collected();
         assert_eq!(got.len(), 1);
-        assert_eq!(to_json(&got[0].1.events[0].record), r#"{"a":true}"#);
+        assert_eq!(record_to_json(&got[0].1.events[0].record), r#"{"a":true}"#);
     }
 
     #[test]
