@@ -256,7 +256,9 @@ fn parse_dot_notation(param: &str) -> Result<Vec<Step>, String> {
     }
     for step in &result {
         if let Step::Key(k) = step {
-            if k.iter().any(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c)) {
+            if k.iter()
+                .any(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c))
+            {
                 return Err(format!(
                     "whitespace character is not allowed in dot notation. Use bracket notation: {}",
                     String::from_utf8_lossy(k)
@@ -271,7 +273,7 @@ fn parse_dot_array_op(key: &str, param: &str) -> Result<Vec<Step>, String> {
     let mut result = Vec::new();
     let start = key.find('[').unwrap_or(0);
     if start > 0 {
-        result.push(Step::Key(key[..start].as_bytes().to_vec()));
+        result.push(Step::Key(key.as_bytes()[..start].to_vec()));
     }
     let mut key = &key[start + 1..];
     let mut in_bracket = true;
@@ -397,7 +399,10 @@ mod tests {
         assert_eq!(steps("$['a']['b']"), vec![key("a"), key("b")]);
         assert_eq!(steps("$[\"a\"][\"b\"]"), vec![key("a"), key("b")]);
         assert_eq!(steps("$.arr[0]"), vec![key("arr"), Step::Index(0)]);
-        assert_eq!(steps("$.arr[0][12]"), vec![key("arr"), Step::Index(0), Step::Index(12)]);
+        assert_eq!(
+            steps("$.arr[0][12]"),
+            vec![key("arr"), Step::Index(0), Step::Index(12)]
+        );
         assert_eq!(steps("$['key.with.dot']"), vec![key("key.with.dot")]);
         assert_eq!(steps("$['arr'][-1]"), vec![key("arr"), Step::Index(-1)]);
         assert_eq!(steps("$.a..b"), vec![key("a"), key(""), key("b")]);
@@ -412,19 +417,43 @@ mod tests {
     fn invalid_syntax_is_a_config_error_text() {
         let err = |p: &str| RecordAccessor::new(p).unwrap_err();
         assert_eq!(err("$."), "empty keys in dot notation");
-        assert_eq!(err("$.a[x]"), "missing array index in '[]'. Invalid syntax: $.a[x]");
-        assert_eq!(err("$.a[-1]"), "missing array index in '[]'. Invalid syntax: $.a[-1]");
-        assert_eq!(err("$.a[1"), "'[' found but ']' not found. Invalid syntax: $.a[1");
-        assert_eq!(err("$.a[1]x"), "found more characters after ']'. Invalid syntax: $.a[1]x");
+        assert_eq!(
+            err("$.a[x]"),
+            "missing array index in '[]'. Invalid syntax: $.a[x]"
+        );
+        assert_eq!(
+            err("$.a[-1]"),
+            "missing array index in '[]'. Invalid syntax: $.a[-1]"
+        );
+        assert_eq!(
+            err("$.a[1"),
+            "'[' found but ']' not found. Invalid syntax: $.a[1"
+        );
+        assert_eq!(
+            err("$.a[1]x"),
+            "found more characters after ']'. Invalid syntax: $.a[1]x"
+        );
         assert_eq!(
             err("$.a b"),
             "whitespace character is not allowed in dot notation. Use bracket notation: a b"
         );
         assert_eq!(err("$['a"), "Incomplete bracket. Invalid syntax: $['a");
-        assert_eq!(err("$[\"a']\"]"), "Mismatched quotes. Invalid syntax: $[\"a']\"]");
-        assert_eq!(err("$['a']x"), "found more characters after ']'. Invalid syntax: $['a']x");
-        assert_eq!(err("$[x]"), "missing array index in '[]'. Invalid syntax: x]");
-        assert_eq!(err("$[1"), "'[' found but ']' not found. Invalid syntax: $[1");
+        assert_eq!(
+            err("$[\"a']\"]"),
+            "Mismatched quotes. Invalid syntax: $[\"a']\"]"
+        );
+        assert_eq!(
+            err("$['a']x"),
+            "found more characters after ']'. Invalid syntax: $['a']x"
+        );
+        assert_eq!(
+            err("$[x]"),
+            "missing array index in '[]'. Invalid syntax: x]"
+        );
+        assert_eq!(
+            err("$[1"),
+            "'[' found but ']' not found. Invalid syntax: $[1"
+        );
     }
 
     #[test]
@@ -438,7 +467,10 @@ mod tests {
         assert_eq!(get("$.arr[3]"), None);
         assert_eq!(get("$['key.with.dot']"), Some(Value::from("d")));
         assert_eq!(get("$.key.with.dot"), None);
-        assert_eq!(get("k8s").and_then(|v| v.as_map().map(|m| m.len())), Some(1));
+        assert_eq!(
+            get("k8s").and_then(|v| v.as_map().map(|m| m.len())),
+            Some(1)
+        );
         assert_eq!(get("$.nope.x"), None);
         // digging into a string raises in Ruby; `get` sees it as absent, `dig` tells
         assert_eq!(get("$.s.x"), None);
@@ -475,22 +507,33 @@ mod tests {
         // missing paths are no-ops
         assert_eq!(RecordAccessor::new("$.x.y").unwrap().delete(&mut r), None);
         assert_eq!(RecordAccessor::new("$.arr.y").unwrap().delete(&mut r), None);
-        assert_eq!(RecordAccessor::new("$.arr[9]").unwrap().delete(&mut r), None);
+        assert_eq!(
+            RecordAccessor::new("$.arr[9]").unwrap().delete(&mut r),
+            None
+        );
     }
 
     #[test]
     fn set_never_creates_parents() {
         let mut r = rec();
-        RecordAccessor::new("new").unwrap().set(&mut r, Value::Int(1));
+        RecordAccessor::new("new")
+            .unwrap()
+            .set(&mut r, Value::Int(1));
         assert_eq!(r.get("new"), Some(&Value::Int(1)));
-        RecordAccessor::new("$.k8s.ns").unwrap().set(&mut r, Value::Int(2));
+        RecordAccessor::new("$.k8s.ns")
+            .unwrap()
+            .set(&mut r, Value::Int(2));
         assert_eq!(
             RecordAccessor::new("$.k8s.ns").unwrap().get(&r),
             Some(&Value::Int(2))
         );
-        RecordAccessor::new("$.missing.x").unwrap().set(&mut r, Value::Int(3));
+        RecordAccessor::new("$.missing.x")
+            .unwrap()
+            .set(&mut r, Value::Int(3));
         assert!(!r.contains_key("missing"));
-        RecordAccessor::new("$.arr[4]").unwrap().set(&mut r, Value::Int(50));
+        RecordAccessor::new("$.arr[4]")
+            .unwrap()
+            .set(&mut r, Value::Int(50));
         assert_eq!(
             r.get("arr"),
             Some(&Value::Array(vec![
@@ -501,8 +544,12 @@ mod tests {
                 Value::Int(50)
             ]))
         );
-        RecordAccessor::new("$['arr'][-1]").unwrap().set(&mut r, Value::Int(5));
-        RecordAccessor::new("$['arr'][-9]").unwrap().set(&mut r, Value::Int(5));
+        RecordAccessor::new("$['arr'][-1]")
+            .unwrap()
+            .set(&mut r, Value::Int(5));
+        RecordAccessor::new("$['arr'][-9]")
+            .unwrap()
+            .set(&mut r, Value::Int(5));
         assert_eq!(
             RecordAccessor::new("$.arr[4]").unwrap().get(&r),
             Some(&Value::Int(5))

@@ -92,7 +92,7 @@ struct Expression {
 impl Expression {
     fn matches(&self, record: &Record) -> Result<bool, DigError> {
         let value = self.accessor.dig(record)?;
-        Ok(self.pattern.is_match(&scrub(&ruby_to_s(value))))
+        Ok(self.pattern.is_match(&scrub(ruby_to_s(value))))
     }
 }
 
@@ -134,12 +134,9 @@ pub(crate) fn ruby_to_s(v: Option<&Value>) -> Cow<'_, [u8]> {
 }
 
 /// Ruby's `String#scrub('?')`: each invalid UTF-8 sequence becomes `?`.
-pub(crate) fn scrub<'a>(text: &Cow<'a, [u8]>) -> Cow<'a, [u8]> {
-    if std::str::from_utf8(text).is_ok() {
-        return match text {
-            Cow::Borrowed(b) => Cow::Borrowed(b),
-            Cow::Owned(v) => Cow::Owned(v.clone()),
-        };
+pub(crate) fn scrub(text: Cow<'_, [u8]>) -> Cow<'_, [u8]> {
+    if std::str::from_utf8(&text).is_ok() {
+        return text;
     }
     let mut out = Vec::with_capacity(text.len());
     for chunk in text.utf8_chunks() {
@@ -159,7 +156,9 @@ impl Grep {
     fn configure(elem: &Element, ctx: &PluginContext) -> Result<Grep, ConfigError> {
         let conf: GrepConf = ctx.configure(elem, "grep")?;
 
-        let legacy = |list: Vec<Option<&str>>, name: &str| -> Result<Vec<(String, RubyRegex)>, ConfigError> {
+        let legacy = |list: Vec<Option<&str>>,
+                      name: &str|
+         -> Result<Vec<(String, RubyRegex)>, ConfigError> {
             let mut out: Vec<(String, RubyRegex)> = Vec::new();
             for (i, v) in list.into_iter().enumerate() {
                 let Some(v) = v else { continue };
@@ -355,9 +354,11 @@ mod tests {
                 },
                 serde_json::Value::String(s) => Value::from(s),
                 serde_json::Value::Array(a) => Value::Array(a.into_iter().map(conv).collect()),
-                serde_json::Value::Object(o) => {
-                    Value::Map(o.into_iter().map(|(k, v)| (k.into_bytes(), conv(v))).collect())
-                }
+                serde_json::Value::Object(o) => Value::Map(
+                    o.into_iter()
+                        .map(|(k, v)| (k.into_bytes(), conv(v)))
+                        .collect(),
+                ),
             }
         }
         match conv(serde_json::from_str(line).unwrap()) {
@@ -395,7 +396,8 @@ mod tests {
 
     #[test]
     fn case_096_regexp_keeps_matching_and_drops_missing() {
-        let f = grep("  <regexp>\n    key level\n    pattern /^(info|error)$/\n  </regexp>").unwrap();
+        let f =
+            grep("  <regexp>\n    key level\n    pattern /^(info|error)$/\n  </regexp>").unwrap();
         assert_eq!(kept(&*f, INPUT), vec![0, 1]);
     }
 
@@ -515,7 +517,10 @@ mod tests {
             msg("<and>\n<regexp>\nkey a\npattern x\n</regexp>\n<exclude>\nkey b\npattern y\n</exclude>\n</and>"),
             "Do not specify both <regexp> and <exclude> in <and>"
         );
-        assert_eq!(msg("regexp1 level"), "regexp1 does not contain 2 parameters");
+        assert_eq!(
+            msg("regexp1 level"),
+            "regexp1 does not contain 2 parameters"
+        );
         assert_eq!(
             msg("exclude1 a x\nexclude2 a y"),
             "exclude2 contains a duplicated key, a"
@@ -524,6 +529,9 @@ mod tests {
             msg("<regexp>\nkey $.a[x]\npattern y\n</regexp>"),
             "missing array index in '[]'. Invalid syntax: $.a[x]"
         );
-        assert_eq!(msg("<regexp>\nkey a\n</regexp>"), "'pattern' parameter is required, in section regexp");
+        assert_eq!(
+            msg("<regexp>\nkey a\n</regexp>"),
+            "'pattern' parameter is required, in section regexp"
+        );
     }
 }

@@ -83,12 +83,11 @@ impl ParserFilter {
         parser: Option<Box<dyn Parser>>,
     ) -> Result<Self, ConfigError> {
         let conf: ParserFilterConf = ctx.configure(elem, "parser")?;
-        let accessor = RecordAccessor::new(&conf.key_name).map_err(|m| {
-            match elem.param("key_name") {
+        let accessor =
+            RecordAccessor::new(&conf.key_name).map_err(|m| match elem.param("key_name") {
                 Some(p) => ConfigError::at(m, &p.span),
                 None => elem.error(m),
-            }
-        })?;
+            })?;
         let parse_elem = elem.child("parse");
         let parser = match (parser, parse_elem) {
             (Some(p), _) => p,
@@ -161,7 +160,12 @@ impl ParserFilter {
     }
 
     /// One event; `None` drops it.
-    fn filter_one(&self, tag: &str, time: EventTime, mut record: Record) -> Option<(EventTime, Record)> {
+    fn filter_one(
+        &self,
+        tag: &str,
+        time: EventTime,
+        mut record: Record,
+    ) -> Option<(EventTime, Record)> {
         let mut results: Vec<(Option<EventTime>, Record)> = Vec::new();
         // Set when the data did not parse: the raw value as Ruby prints it.
         let mut mismatch: Option<Vec<u8>> = None;
@@ -188,13 +192,11 @@ impl ParserFilter {
             Ok(Some(Value::Str(raw))) | Ok(Some(Value::Bin(raw))) => {
                 let text = std::borrow::Cow::Borrowed(raw.as_slice());
                 let text = if self.replace_invalid_sequence {
-                    scrub(&text)
+                    scrub(text)
                 } else {
                     text
                 };
-                let parsed = self
-                    .parser
-                    .parse(&text, &mut |t, r| results.push((t, r)));
+                let parsed = self.parser.parse(&text, &mut |t, r| results.push((t, r)));
                 if parsed.is_err() {
                     mismatch = Some(raw.clone());
                 }
@@ -253,7 +255,8 @@ impl ParserFilter {
                 self.error(tag, time, record.clone(), &msg);
             } else {
                 if self.emit_invalid_record_to_error {
-                    self.errors.emit_error_event(tag, time, record.clone(), &msg);
+                    self.errors
+                        .emit_error_event(tag, time, record.clone(), &msg);
                 }
                 let r = self.handle_parsed(Some(&record), Record::new());
                 return Some((time, r));
@@ -353,7 +356,14 @@ mod tests {
                     .ok_or_else(|| ParserError("pattern not matched".into()))?;
                 r.insert(k, Value::from(v));
             }
-            emit(if s.contains("notime") { None } else { Some(NOW) }, r);
+            emit(
+                if s.contains("notime") {
+                    None
+                } else {
+                    Some(NOW)
+                },
+                r,
+            );
             Ok(())
         }
     }
@@ -461,7 +471,10 @@ mod tests {
 
     #[test]
     fn case_162_inject_key_prefix() {
-        let r = run("key_name log\nreserve_data true\ninject_key_prefix p_", INPUT);
+        let r = run(
+            "key_name log\nreserve_data true\ninject_key_prefix p_",
+            INPUT,
+        );
         assert_eq!(
             records(&r),
             vec![
@@ -474,7 +487,10 @@ mod tests {
 
     #[test]
     fn case_163_hash_value_field() {
-        let r = run("key_name log\nreserve_data true\nhash_value_field parsed", INPUT);
+        let r = run(
+            "key_name log\nreserve_data true\nhash_value_field parsed",
+            INPUT,
+        );
         assert_eq!(
             records(&r),
             vec![
@@ -489,24 +505,38 @@ mod tests {
     fn case_164_reserve_time_keeps_the_original_time() {
         let input = [r#"{"log": "{\"time\":\"2020-01-01T00:00:00Z\",\"a\":1}"}"#];
         let r = run("key_name log\nreserve_time true", &input);
-        assert_eq!(r.out, vec![(EventTime::new(1_700_000_000, 0), r#"{"a":1}"#.to_string())]);
+        assert_eq!(
+            r.out,
+            vec![(EventTime::new(1_700_000_000, 0), r#"{"a":1}"#.to_string())]
+        );
     }
 
     #[test]
     fn case_165_time_from_the_parsed_record() {
         let input = [r#"{"log": "{\"time\":\"2020-01-01T00:00:00Z\",\"a\":1}"}"#];
         let r = run("key_name log", &input);
-        assert_eq!(r.out, vec![(EventTime::new(1_577_836_800, 0), r#"{"a":1}"#.to_string())]);
+        assert_eq!(
+            r.out,
+            vec![(EventTime::new(1_577_836_800, 0), r#"{"a":1}"#.to_string())]
+        );
     }
 
     #[test]
     fn no_time_in_the_data_gives_the_parsers_now_and_no_time_at_all_keeps_the_original() {
         let r = run_with("key_name m", "kv", Box::new(TestKv), &[r#"{"m": "a=1"}"#]);
         assert_eq!(r.out, vec![(NOW, r#"{"a":"1"}"#.to_string())]);
-        let r = run_with("key_name m", "kv", Box::new(TestKv), &[r#"{"m": "notime=1"}"#]);
+        let r = run_with(
+            "key_name m",
+            "kv",
+            Box::new(TestKv),
+            &[r#"{"m": "notime=1"}"#],
+        );
         assert_eq!(
             r.out,
-            vec![(EventTime::new(1_700_000_000, 0), r#"{"notime":"1"}"#.to_string())]
+            vec![(
+                EventTime::new(1_700_000_000, 0),
+                r#"{"notime":"1"}"#.to_string()
+            )]
         );
     }
 
@@ -533,7 +563,10 @@ mod tests {
             "key_name $.k.line",
             "kv",
             Box::new(TestKv),
-            &[r#"{"k": {"line": "user=bob"}}"#, r#"{"k": {"line": "bad"}}"#],
+            &[
+                r#"{"k": {"line": "user=bob"}}"#,
+                r#"{"k": {"line": "bad"}}"#,
+            ],
         );
         assert_eq!(records(&r), vec![r#"{"user":"bob"}"#]);
         assert_eq!(r.errors, vec![r#"{"k":{"line":"bad"}}"#]);
@@ -571,7 +604,10 @@ mod tests {
             Box::new(TestKv),
             &[r#"{"message": "level=info msg=hi"}"#],
         );
-        assert_eq!(records(&r), vec![r#"{"kata_level":"info","kata_msg":"hi"}"#]);
+        assert_eq!(
+            records(&r),
+            vec![r#"{"kata_level":"info","kata_msg":"hi"}"#]
+        );
     }
 
     #[test]
@@ -620,7 +656,10 @@ mod tests {
             Err(e) => e,
             Ok(_) => panic!("accepted"),
         };
-        assert_eq!(e.message, "'[' found but ']' not found. Invalid syntax: $.a[1");
+        assert_eq!(
+            e.message,
+            "'[' found but ']' not found. Invalid syntax: $.a[1"
+        );
         assert_eq!(e.location.map(|l| l.line), Some(3));
     }
 }

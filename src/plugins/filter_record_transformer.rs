@@ -84,9 +84,7 @@ fn canonical_index(s: &str) -> Option<i64> {
     let canonical = if digits == "0" {
         s == "0"
     } else {
-        !digits.is_empty()
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0')
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
     };
     if canonical {
         s.parse().ok()
@@ -98,7 +96,10 @@ fn canonical_index(s: &str) -> Option<i64> {
 /// What `${INNER}` looks up. `ruby` accepts what a Ruby expression would evaluate the same way.
 fn classify(inner: &str, ruby: bool) -> Placeholder {
     let indexed = |name: &str| -> Option<i64> {
-        let rest = inner.strip_prefix(name)?.strip_prefix('[')?.strip_suffix(']')?;
+        let rest = inner
+            .strip_prefix(name)?
+            .strip_prefix('[')?
+            .strip_suffix(']')?;
         if ruby {
             rest.trim().parse().ok()
         } else {
@@ -201,7 +202,9 @@ impl Compiler {
     fn json(&mut self, v: serde_json::Value) -> TValue {
         match v {
             serde_json::Value::String(s) => TValue::Str(self.template(&s)),
-            serde_json::Value::Array(a) => TValue::Array(a.into_iter().map(|x| self.json(x)).collect()),
+            serde_json::Value::Array(a) => {
+                TValue::Array(a.into_iter().map(|x| self.json(x)).collect())
+            }
             serde_json::Value::Object(o) => TValue::Map(
                 o.into_iter()
                     .map(|(k, v)| (self.template(&k), self.json(v)))
@@ -338,7 +341,9 @@ impl<'a> Expander<'a> {
             Placeholder::Tag => text(self.tags.tag),
             Placeholder::Hostname => text(self.hostname),
             Placeholder::Time => Resolved::Text(Cow::Borrowed(
-                self.time_s.get_or_init(|| ruby_time_to_s(self.time)).as_bytes(),
+                self.time_s
+                    .get_or_init(|| ruby_time_to_s(self.time))
+                    .as_bytes(),
             )),
             Placeholder::TagPart(i) => match pick(&self.tags.parts, *i) {
                 Some(s) => Resolved::Text(Cow::Borrowed(s.as_bytes())),
@@ -464,7 +469,9 @@ fn event_time_from_f64(f: f64) -> Result<EventTime, String> {
         if e > 62 {
             return Err(format!("{f} out of Time range"));
         }
-        let sec = m.checked_mul(1i128 << e).ok_or_else(|| format!("{f} out of Time range"))?;
+        let sec = m
+            .checked_mul(1i128 << e)
+            .ok_or_else(|| format!("{f} out of Time range"))?;
         let sec = i64::try_from(sec).map_err(|_| format!("{f} out of Time range"))?;
         return Ok(EventTime::new(sec, 0));
     }
@@ -527,7 +534,10 @@ impl RecordTransformer {
         }
 
         if conf.keep_keys.is_some() && !conf.renew_record {
-            let at = elem.param("keep_keys").map(|p| &p.span).unwrap_or(&elem.span);
+            let at = elem
+                .param("keep_keys")
+                .map(|p| &p.span)
+                .unwrap_or(&elem.span);
             return Err(ConfigError::at(
                 "`renew_record` must be true to use `keep_keys`",
                 at,
@@ -552,7 +562,12 @@ impl RecordTransformer {
     }
 
     /// The expanded `<record>` pairs, read from the untouched record.
-    fn expand(&self, tags: &TagValues<'_>, time: EventTime, record: &Record) -> Vec<(Vec<u8>, Value)> {
+    fn expand(
+        &self,
+        tags: &TagValues<'_>,
+        time: EventTime,
+        record: &Record,
+    ) -> Vec<(Vec<u8>, Value)> {
         let ex = Expander {
             tags,
             hostname: &self.hostname,
@@ -575,7 +590,11 @@ impl RecordTransformer {
         let Some(key) = &self.renew_time_key else {
             return Ok(None);
         };
-        let from_pairs = pairs.iter().rev().find(|(k, _)| k == key.as_bytes()).map(|(_, v)| v);
+        let from_pairs = pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key.as_bytes())
+            .map(|(_, v)| v);
         let value = match from_pairs {
             Some(v) => Some(v),
             None if !self.renew_record || self.keep_keys.iter().any(|k| k == key) => {
@@ -766,8 +785,14 @@ mod tests {
 
     #[test]
     fn case_108_remove_keys() {
-        let got = run("remove_keys drop,nope\n<record>\n added 1\n</record>", INPUT);
-        assert_eq!(got, r#"{"name":"alice","n":5,"nested":{"x":1},"added":"1"}"#);
+        let got = run(
+            "remove_keys drop,nope\n<record>\n added 1\n</record>",
+            INPUT,
+        );
+        assert_eq!(
+            got,
+            r#"{"name":"alice","n":5,"nested":{"x":1},"added":"1"}"#
+        );
     }
 
     #[test]
@@ -882,7 +907,10 @@ mod tests {
         let mut c = ctx();
         c.errors = ErrorSink::to_label(err.clone());
         let f = create(&elem("renew_time_key a"), &c).unwrap();
-        let out = f.filter_stream("t", EventStream::one(EventTime::new(5, 0), record(r#"{"a": true}"#)));
+        let out = f.filter_stream(
+            "t",
+            EventStream::one(EventTime::new(5, 0), record(r#"{"a": true}"#)),
+        );
         assert!(out.is_empty());
         let got = err.collected();
         assert_eq!(got.len(), 1);
@@ -893,7 +921,10 @@ mod tests {
     fn event_time_from_float_truncates_like_ruby() {
         assert_eq!(event_time_from_f64(1.5), Ok(EventTime::new(1, 500_000_000)));
         assert_eq!(event_time_from_f64(1.1), Ok(EventTime::new(1, 100_000_000)));
-        assert_eq!(event_time_from_f64(-1.5), Ok(EventTime::new(-2, 500_000_000)));
+        assert_eq!(
+            event_time_from_f64(-1.5),
+            Ok(EventTime::new(-2, 500_000_000))
+        );
         assert_eq!(event_time_from_f64(0.0), Ok(EventTime::new(0, 0)));
         assert_eq!(event_time_from_f64(1e-300), Ok(EventTime::new(0, 0)));
         assert!(event_time_from_f64(f64::NAN).is_err());
@@ -911,7 +942,8 @@ mod tests {
     fn enable_ruby_names_the_expression_it_cannot_evaluate() {
         let e = config_error("enable_ruby true\n<record>\n a ${record[\"x\"][\"y\"]}\n</record>");
         assert!(
-            e.message.contains("the Ruby expression ${record[\"x\"][\"y\"]} cannot be evaluated"),
+            e.message
+                .contains("the Ruby expression ${record[\"x\"][\"y\"]} cannot be evaluated"),
             "{}",
             e.message
         );

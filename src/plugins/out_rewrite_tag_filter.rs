@@ -187,8 +187,10 @@ impl RewriteTagFilter {
         let conf: RewriteTagFilterConf = ctx.configure(elem, "rewrite_tag_filter")?;
         let hostname = run_hostname_command(&conf.hostname_command);
 
-        let range_a = Regex::new(r"\$\{tag_parts\[\d\.\.\.?\d\]\}").map_err(|e| elem.error(e.to_string()))?;
-        let range_b = Regex::new(r"__TAG_PARTS\[\d\.\.\.?\d\]__").map_err(|e| elem.error(e.to_string()))?;
+        let range_a =
+            Regex::new(r"\$\{tag_parts\[\d\.\.\.?\d\]\}").map_err(|e| elem.error(e.to_string()))?;
+        let range_b =
+            Regex::new(r"__TAG_PARTS\[\d\.\.\.?\d\]__").map_err(|e| elem.error(e.to_string()))?;
 
         let mut rules = Vec::new();
         let mut labels: Vec<(String, Emitter)> = Vec::new();
@@ -243,7 +245,11 @@ impl RewriteTagFilter {
             });
         }
 
-        if let Some(p) = elem.params.iter().find(|p| p.key.starts_with("rewriterule")) {
+        if let Some(p) = elem
+            .params
+            .iter()
+            .find(|p| p.key.starts_with("rewriterule"))
+        {
             return Err(ConfigError::at(
                 "\"rewriteruleN\" is not supported since v2.0.0. Use <rule> section.",
                 &p.span,
@@ -327,7 +333,7 @@ impl RewriteTagFilter {
             if value.is_empty() && !rule.invert {
                 continue;
             }
-            let value = scrub(&value);
+            let value = scrub(value);
             let tag = if rule.invert {
                 if rule.pattern.is_match(&value) {
                     continue;
@@ -393,7 +399,10 @@ fn remove_first_match(re: &RubyRegex, s: &str) -> String {
         }
         return s.to_string();
     }
-    match re.captures_owned(s.as_bytes()).and_then(|c| c.into_iter().next().flatten()) {
+    match re
+        .captures_owned(s.as_bytes())
+        .and_then(|c| c.into_iter().next().flatten())
+    {
         Some(m) => s.replacen(String::from_utf8_lossy(&m).as_ref(), "", 1),
         None => s.to_string(),
     }
@@ -418,7 +427,10 @@ impl Output for RewriteTagFilter {
                 continue;
             }
             if self.batch {
-                match groups.iter_mut().find(|(k, _)| k.0 == new_tag && k.1 == label) {
+                match groups
+                    .iter_mut()
+                    .find(|(k, _)| k.0 == new_tag && k.1 == label)
+                {
                     Some((_, g)) => g.push(ev.time, ev.record),
                     None => groups.push(((new_tag, label), EventStream::one(ev.time, ev.record))),
                 }
@@ -598,7 +610,10 @@ mod tests {
             r#"{"app": "web", "i": 5}"#,
         ];
         let s = setup();
-        let o = make(&s, "<rule>\nkey app\npattern /^(web|db)$/\ntag out.$1\n</rule>");
+        let o = make(
+            &s,
+            "<rule>\nkey app\npattern /^(web|db)$/\ntag out.$1\n</rule>",
+        );
         o.emit("src.logs", stream(&input)).unwrap();
         let streams: Vec<(String, usize)> = s
             .root
@@ -606,7 +621,10 @@ mod tests {
             .into_iter()
             .map(|(t, es)| (t, es.len()))
             .collect();
-        assert_eq!(streams, vec![("out.web".to_string(), 3), ("out.db".to_string(), 2)]);
+        assert_eq!(
+            streams,
+            vec![("out.web".to_string(), 3), ("out.db".to_string(), 2)]
+        );
         assert_eq!(
             emitted(&s.root),
             vec![
@@ -704,7 +722,10 @@ mod tests {
             &input,
         );
         let tags: Vec<&str> = got.iter().filter_map(|l| l.split(':').next()).collect();
-        assert_eq!(tags, vec!["containerd", "kata.kata-runtime", "kata.kata-shim-v2"]);
+        assert_eq!(
+            tags,
+            vec!["containerd", "kata.kata-runtime", "kata.kata-shim-v2"]
+        );
     }
 
     #[test]
@@ -731,7 +752,10 @@ mod tests {
             "hostname_command echo myhost\n<rule>\nkey app\npattern /web/\ntag h.${hostname}.__HOSTNAME__.${nope}x.${tag_parts[5]}\n</rule>",
             INPUT,
         );
-        assert_eq!(got, vec![r#"h.myhost.myhost.x.: {"lvl":"info","app":"web","msg":"a"}"#]);
+        assert_eq!(
+            got,
+            vec![r#"h.myhost.myhost.x.: {"lvl":"info","app":"web","msg":"a"}"#]
+        );
     }
 
     #[test]
