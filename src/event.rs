@@ -113,6 +113,10 @@ impl Value {
         match self {
             Value::Nil => Vec::new(),
             Value::Str(s) | Value::Bin(s) => s.clone(),
+            Value::Int(i) => i.to_string().into_bytes(),
+            Value::UInt(u) => u.to_string().into_bytes(),
+            Value::BigInt(d) => d.clone().into_bytes(),
+            Value::Bool(b) => b.to_string().into_bytes(),
             Value::Array(_) | Value::Map(_) => crate::plugins::formatter_hash::inspect(self),
             other => crate::plugins::formatter_hash::inspect(other),
         }
