@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use crate::config_parser::{compat, ConfigError, Element};
 use crate::plugins::{self, Input, InputContext, Output, PluginContext};
-use crate::router::{Emitter, ErrorSink, LabelTable, MatchPattern, Router, Rule, RuleAction, Shutdown};
+use crate::router::{
+    Emitter, ErrorSink, LabelTable, MatchPattern, Router, Rule, RuleAction, Shutdown,
+};
 
 #[derive(Clone, Debug, Default)]
 pub struct EngineOptions {
@@ -161,13 +163,17 @@ impl Engine {
                 return Err(e.error("Missing symbol argument on <label> directive"));
             }
             if name == "@ROOT" {
-                return Err(e.error("@ROOT for <label> is not permitted, reserved for getting root router"));
+                return Err(e.error(
+                    "@ROOT for <label> is not permitted, reserved for getting root router",
+                ));
             }
             if labels.contains_key(name) {
                 return Err(e.error(format!("Section <label {name}> appears twice")));
             }
             if e.name == "label" && e.children("match").next().is_none() {
-                return Err(e.error(format!("Missing <match> sections in <label {name}> section")));
+                return Err(e.error(format!(
+                    "Missing <match> sections in <label {name}> section"
+                )));
             }
             labels.insert(name.to_string(), Emitter::detached(name));
             label_elems.push(e);
@@ -209,47 +215,46 @@ impl Engine {
         }
 
         let mut outputs: Vec<Arc<dyn Output>> = Vec::new();
-        let mut build_router = |name: &str, parent: &Element, own: &Emitter| -> Result<Arc<Router>, ConfigError> {
-            let mut rules = Vec::new();
-            for e in parent.elements.iter().flat_map(|e| {
-                if e.name == "worker" && parent.name == "ROOT" {
-                    e.elements.iter().collect::<Vec<_>>()
-                } else {
-                    vec![e]
-                }
-            }) {
-                let pattern = || {
-                    MatchPattern::parse(&e.arg).map_err(|m| e.error(m))
-                };
-                match e.name.as_str() {
-                    "filter" => {
-                        let ctx = PluginContext {
-                            router: own.clone(),
-                            ..base.clone()
-                        };
-                        let f = plugins::new_filter(e, &ctx)?;
-                        rules.push(Rule {
-                            pattern: pattern()?,
-                            action: RuleAction::Filter(Arc::from(f)),
-                        });
+        let mut build_router =
+            |name: &str, parent: &Element, own: &Emitter| -> Result<Arc<Router>, ConfigError> {
+                let mut rules = Vec::new();
+                for e in parent.elements.iter().flat_map(|e| {
+                    if e.name == "worker" && parent.name == "ROOT" {
+                        e.elements.iter().collect::<Vec<_>>()
+                    } else {
+                        vec![e]
                     }
-                    "match" => {
-                        let ctx = PluginContext {
-                            router: resolve(e, own)?,
-                            ..base.clone()
-                        };
-                        let o: Arc<dyn Output> = Arc::from(plugins::new_output(e, &ctx)?);
-                        outputs.push(o.clone());
-                        rules.push(Rule {
-                            pattern: pattern()?,
-                            action: RuleAction::Match(o),
-                        });
+                }) {
+                    let pattern = || MatchPattern::parse(&e.arg).map_err(|m| e.error(m));
+                    match e.name.as_str() {
+                        "filter" => {
+                            let ctx = PluginContext {
+                                router: own.clone(),
+                                ..base.clone()
+                            };
+                            let f = plugins::new_filter(e, &ctx)?;
+                            rules.push(Rule {
+                                pattern: pattern()?,
+                                action: RuleAction::Filter(Arc::from(f)),
+                            });
+                        }
+                        "match" => {
+                            let ctx = PluginContext {
+                                router: resolve(e, own)?,
+                                ..base.clone()
+                            };
+                            let o: Arc<dyn Output> = Arc::from(plugins::new_output(e, &ctx)?);
+                            outputs.push(o.clone());
+                            rules.push(Rule {
+                                pattern: pattern()?,
+                                action: RuleAction::Match(o),
+                            });
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
-            }
-            Ok(Arc::new(Router::new(name, rules, errors.clone())))
-        };
+                Ok(Arc::new(Router::new(name, rules, errors.clone())))
+            };
 
         let root_router = build_router("@ROOT", &root, &root_emitter)?;
         root_emitter.bind(root_router);
@@ -288,11 +293,13 @@ impl Engine {
             };
             let label = format!("in_{name}#{i}");
             let thread_name = label.clone();
-            let h = std::thread::Builder::new().name(label.clone()).spawn(move || {
-                if let Err(e) = input.run(ctx) {
-                    tracing::error!("{thread_name} stopped: {e:#}");
-                }
-            })?;
+            let h = std::thread::Builder::new()
+                .name(label.clone())
+                .spawn(move || {
+                    if let Err(e) = input.run(ctx) {
+                        tracing::error!("{thread_name} stopped: {e:#}");
+                    }
+                })?;
             threads.push((label, h));
         }
         Ok(Running {

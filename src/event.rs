@@ -488,7 +488,7 @@ pub mod msgpack {
                 0xc0 => Value::Nil,
                 0xc2 => Value::Bool(false),
                 0xc3 => Value::Bool(true),
-                0xc4 | 0xc5 | 0xc6 => {
+                0xc4..=0xc6 => {
                     let n = self.be(1 << (m - 0xc4))? as usize;
                     Value::Bin(self.take(n)?.to_vec())
                 }
@@ -600,7 +600,10 @@ mod tests {
     fn entries_roundtrip_with_invalid_utf8() {
         let mut r = Record::new();
         r.insert("m", Value::Str(vec![b'x', 0xff, b'y']));
-        r.insert("n", Value::Array(vec![Value::Nil, Value::Float(1.5), Value::Int(-7)]));
+        r.insert(
+            "n",
+            Value::Array(vec![Value::Nil, Value::Float(1.5), Value::Int(-7)]),
+        );
         let t = EventTime::new(5, 6);
         let mut buf = Vec::new();
         msgpack::write_entry(&mut buf, t, &r);

@@ -82,7 +82,12 @@ where
             Level::WARN => "warn",
             Level::ERROR => "error",
         };
-        write!(writer, "{} [{}]: ", now.format("%Y-%m-%d %H:%M:%S %z"), level)?;
+        write!(
+            writer,
+            "{} [{}]: ",
+            now.format("%Y-%m-%d %H:%M:%S %z"),
+            level
+        )?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }

@@ -10,7 +10,11 @@ use ferrentd::engine::{self, Engine, EngineOptions};
 use ferrentd::logging::{self, LogLevel, LogTarget};
 
 #[derive(Parser, Debug)]
-#[command(name = "ferrentd", version, about = "A Fluentd-compatible log processor")]
+#[command(
+    name = "ferrentd",
+    version,
+    about = "A Fluentd-compatible log processor"
+)]
 struct Cli {
     /// Config file (default: $FLUENT_CONF, else /etc/fluent/fluent.conf).
     #[arg(short = 'c', long = "config")]
@@ -76,9 +80,8 @@ fn config_path(cli: &Cli) -> PathBuf {
 }
 
 fn read_config(cli: &Cli, path: &PathBuf) -> Result<Element, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        ConfigError::new(format!("Fluent::ConfigError: {}: {}", path.display(), e))
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| ConfigError::new(format!("Fluent::ConfigError: {}: {}", path.display(), e)))?;
     let mut text = String::from_utf8_lossy(&bytes).into_owned();
     if let Some(inline) = &cli.inline_config {
         text.push('\n');
@@ -138,9 +141,15 @@ fn main() -> ExitCode {
         );
     }
     if cli.workers.unwrap_or(1) > 1 {
-        tracing::warn!("--workers {}: ferrentd runs the work of all workers in one process", cli.workers.unwrap_or(1));
+        tracing::warn!(
+            "--workers {}: ferrentd runs the work of all workers in one process",
+            cli.workers.unwrap_or(1)
+        );
     }
-    tracing::info!("parsing config file is succeeded path=\"{}\"", path.display());
+    tracing::info!(
+        "parsing config file is succeeded path=\"{}\"",
+        path.display()
+    );
 
     let root = match parsed {
         Ok(r) => r,
@@ -181,8 +190,13 @@ fn run(engine: Engine, cli: &Cli, path: &PathBuf, opts: &EngineOptions) -> anyho
         .thread_name("ferrentd-io")
         .build()?;
     // Signals are registered before inputs start so that an early SIGTERM is not lost.
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])?;
-    tracing::info!("starting fluentd worker pid={} ppid={} worker=0", std::process::id(), std::os::unix::process::parent_id());
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])?;
+    tracing::info!(
+        "starting fluentd worker pid={} ppid={} worker=0",
+        std::process::id(),
+        std::os::unix::process::parent_id()
+    );
     let mut running = engine.start(runtime.handle().clone())?;
     tracing::info!("fluentd worker is now running worker=0");
     for sig in signals.forever() {

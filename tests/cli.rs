@@ -59,14 +59,21 @@ fn unknown_plugin_is_a_config_error() {
     let out = dry_run(&conf);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Unknown output plugin 'nosuchplugin'"), "{err}");
+    assert!(
+        err.contains("Unknown output plugin 'nosuchplugin'"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_label_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("l.conf");
-    std::fs::write(&conf, "<source>\n  @type sample\n  tag t\n  @label @NOPE\n</source>\n").unwrap();
+    std::fs::write(
+        &conf,
+        "<source>\n  @type sample\n  tag t\n  @label @NOPE\n</source>\n",
+    )
+    .unwrap();
     let out = dry_run(&conf);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("@NOPE label not found"));
@@ -83,7 +90,11 @@ fn inline_config_is_appended() {
         .args(["-i", "<match x>\\n  @type nosuch\\n</match>"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "the inline <match> must be read");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the inline <match> must be read"
+    );
 }
 
 #[test]
@@ -128,6 +139,7 @@ fn sigterm_stops_cleanly_and_stdout_has_only_events() {
     }
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
-    let re = regex::Regex::new(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{9} \+0000 t: \{"a":1\}\n$").unwrap();
+    let re = regex::Regex::new(r#"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{9} \+0000 t: \{"a":1\}\n$"#)
+        .unwrap();
     assert!(re.is_match(&first), "{first:?}");
 }

@@ -85,7 +85,15 @@ fn apply_directive(e: &mut Element) {
 
 /// Sections that name a plugin and so may use the legacy `type`.
 const PLUGIN_SECTIONS: &[&str] = &[
-    "source", "match", "filter", "store", "parse", "format", "buffer", "secondary", "storage",
+    "source",
+    "match",
+    "filter",
+    "store",
+    "parse",
+    "format",
+    "buffer",
+    "secondary",
+    "storage",
 ];
 
 fn rename_legacy_keys(e: &mut Element) {
@@ -99,7 +107,11 @@ fn rename_legacy_keys(e: &mut Element) {
         return;
     }
     let has_new = |e: &Element, k: &str| e.params.iter().any(|p| p.key == k);
-    let (has_type, has_id, has_level) = (has_new(e, "@type"), has_new(e, "@id"), has_new(e, "@log_level"));
+    let (has_type, has_id, has_level) = (
+        has_new(e, "@type"),
+        has_new(e, "@id"),
+        has_new(e, "@log_level"),
+    );
     for p in &mut e.params {
         // The legacy name counts only when the new one is absent.
         let new = match p.key.as_str() {
@@ -108,7 +120,11 @@ fn rename_legacy_keys(e: &mut Element) {
             "log_level" if !has_level => "@log_level",
             _ => continue,
         };
-        tracing::warn!("'{}' is deprecated parameter name. use '{}' instead.", p.key, new);
+        tracing::warn!(
+            "'{}' is deprecated parameter name. use '{}' instead.",
+            p.key,
+            new
+        );
         p.key = new.to_string();
     }
     for c in &mut e.elements {
@@ -125,7 +141,9 @@ fn parser_section(e: &mut Element) {
     if !PARSER_USERS.contains(&ty) || e.child("parse").is_some() || !e.has("format") {
         return;
     }
-    let Some(format) = take(e, "format") else { return };
+    let Some(format) = take(e, "format") else {
+        return;
+    };
     let mut parse = Element::new("parse", "", format.span.clone());
     let fmt = format.value.as_str().unwrap_or("").to_string();
     if fmt.len() >= 2 && fmt.starts_with('/') && fmt.ends_with('/') {
@@ -176,7 +194,10 @@ fn output_sections(e: &mut Element) {
                 let (tag_on, time_on) = (on(&include_tag), on(&include_time));
                 for (from, to) in INJECT_PARAMS {
                     if let Some(p) = take(e, from) {
-                        inject.params.push(Param { key: to.to_string(), ..p });
+                        inject.params.push(Param {
+                            key: to.to_string(),
+                            ..p
+                        });
                     }
                 }
                 if tag_on && !inject.has("tag_key") {
@@ -203,11 +224,17 @@ fn output_sections(e: &mut Element) {
             let mut b = Element::new("buffer", "", e.span.clone());
             for (from, to) in BUFFER_PARAMS {
                 if let Some(p) = take(e, from) {
-                    b.params.push(Param { key: to.to_string(), ..p });
+                    b.params.push(Param {
+                        key: to.to_string(),
+                        ..p
+                    });
                 }
             }
             if let Some(p) = take(e, "disable_retry_limit") {
-                b.params.push(Param { key: "retry_forever".to_string(), ..p });
+                b.params.push(Param {
+                    key: "retry_forever".to_string(),
+                    ..p
+                });
             }
             if let Some(p) = take(e, "time_slice_format") {
                 let fmt = p.value.as_str().unwrap_or("").to_string();
@@ -242,7 +269,9 @@ mod tests {
 
     #[test]
     fn v0_type_and_format_json() {
-        let root = rewritten("<source>\n  type tail\n  path x\n  format json\n  time_format %iso8601\n</source>\n");
+        let root = rewritten(
+            "<source>\n  type tail\n  path x\n  format json\n  time_format %iso8601\n</source>\n",
+        );
         let src = &root.elements[0];
         assert_eq!(src.get("@type"), Some("tail"));
         assert!(!src.has("format"));
@@ -280,7 +309,8 @@ mod tests {
 
     #[test]
     fn flat_output_format_and_inject() {
-        let root = rewritten("<match x>\n  @type file\n  format json\n  include_tag_key true\n</match>\n");
+        let root =
+            rewritten("<match x>\n  @type file\n  format json\n  include_tag_key true\n</match>\n");
         let m = &root.elements[0];
         assert_eq!(m.child("format").unwrap().get("@type"), Some("json"));
         assert_eq!(m.child("inject").unwrap().get("tag_key"), Some("tag"));

@@ -20,7 +20,9 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
 
 use super::types;
 use super::{ConfigError, Element, Param, ParamValue, Span};
@@ -32,11 +34,27 @@ pub struct ConfigureOptions {
 }
 
 /// Parameters every section may carry, handled by the engine rather than the plugin.
-const RESERVED: &[&str] = &["@type", "@id", "@label", "@log_level", "type", "id", "log_level"];
+const RESERVED: &[&str] = &[
+    "@type",
+    "@id",
+    "@label",
+    "@log_level",
+    "type",
+    "id",
+    "log_level",
+];
 
 /// Deserializes `elem` into `T`, warning about what `T` does not declare.
-pub fn configure<T: DeserializeOwned>(elem: &Element, opts: &ConfigureOptions) -> Result<T, ConfigError> {
-    T::deserialize(SectionDe { elem, opts, path: Vec::new() }).map_err(|e| e.0)
+pub fn configure<T: DeserializeOwned>(
+    elem: &Element,
+    opts: &ConfigureOptions,
+) -> Result<T, ConfigError> {
+    T::deserialize(SectionDe {
+        elem,
+        opts,
+        path: Vec::new(),
+    })
+    .map_err(|e| e.0)
 }
 
 /// Marks a sub-section the plugin builds itself from the `Element` (e.g. `<parse>`).
@@ -75,7 +93,9 @@ impl de::Error for DeError {
         )))
     }
     fn duplicate_field(field: &'static str) -> Self {
-        DeError(ConfigError::new(format!("'{field}' parameter is written twice")))
+        DeError(ConfigError::new(format!(
+            "'{field}' parameter is written twice"
+        )))
     }
 }
 
@@ -230,7 +250,10 @@ impl<'a, 'de> de::Deserializer<'de> for SectionDe<'a> {
 impl<'a, 'de> MapAccess<'de> for SectionMap<'a> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let Some(entry) = self.entries.next() else {
             return Ok(None);
         };
@@ -295,7 +318,10 @@ impl<'a> SectionsDe<'a> {
                 opts: self.opts,
                 path: self.path,
             }),
-            None => Err(de::Error::custom(format!("section <{}> is missing", self.name))),
+            None => Err(de::Error::custom(format!(
+                "section <{}> is missing",
+                self.name
+            ))),
         }
     }
 }
@@ -317,7 +343,9 @@ impl<'a, 'de> de::Deserializer<'de> for SectionsDe<'a> {
                 path: self.path.clone(),
             })
             .collect();
-        visitor.visit_seq(SectionSeq { items: items.into_iter() })
+        visitor.visit_seq(SectionSeq {
+            items: items.into_iter(),
+        })
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -371,7 +399,10 @@ struct SectionSeq<'a> {
 
 impl<'a, 'de> SeqAccess<'de> for SectionSeq<'a> {
     type Error = DeError;
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
         match self.items.next() {
             Some(s) => seed.deserialize(s).map(Some),
             None => Ok(None),
@@ -489,19 +520,31 @@ impl<'a, 'de> de::Deserializer<'de> for ValueDe<'a> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let items = types::array(self.text()?).map_err(|e| self.err(e))?;
-        visitor.visit_seq(de::value::SeqDeserializer::new(
-            items.into_iter().map(|s| OwnedValueDe { key: self.key.to_string(), value: s, span: self.span.clone(), strict: self.strict }),
-        ))
+        visitor.visit_seq(de::value::SeqDeserializer::new(items.into_iter().map(
+            |s| OwnedValueDe {
+                key: self.key.to_string(),
+                value: s,
+                span: self.span.clone(),
+                strict: self.strict,
+            },
+        )))
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let pairs = types::hash(self.text()?).map_err(|e| self.err(e))?;
-        visitor.visit_map(de::value::MapDeserializer::new(pairs.into_iter().map(|(k, v)| {
-            (
-                k,
-                OwnedValueDe { key: self.key.to_string(), value: v, span: self.span.clone(), strict: self.strict },
-            )
-        })))
+        visitor.visit_map(de::value::MapDeserializer::new(pairs.into_iter().map(
+            |(k, v)| {
+                (
+                    k,
+                    OwnedValueDe {
+                        key: self.key.to_string(),
+                        value: v,
+                        span: self.span.clone(),
+                        strict: self.strict,
+                    },
+                )
+            },
+        )))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -546,37 +589,76 @@ impl<'de> de::Deserializer<'de> for OwnedValueDe {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let v = ParamValue::Str(self.value);
-        ValueDe { key: &self.key, value: &v, span: &self.span, strict: self.strict }.deserialize_any(visitor)
+        ValueDe {
+            key: &self.key,
+            value: &v,
+            span: &self.span,
+            strict: self.strict,
+        }
+        .deserialize_any(visitor)
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let v = ParamValue::Str(self.value);
-        ValueDe { key: &self.key, value: &v, span: &self.span, strict: self.strict }.deserialize_bool(visitor)
+        ValueDe {
+            key: &self.key,
+            value: &v,
+            span: &self.span,
+            strict: self.strict,
+        }
+        .deserialize_bool(visitor)
     }
 
     fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let v = ParamValue::Str(self.value);
-        ValueDe { key: &self.key, value: &v, span: &self.span, strict: self.strict }.deserialize_i64(visitor)
+        ValueDe {
+            key: &self.key,
+            value: &v,
+            span: &self.span,
+            strict: self.strict,
+        }
+        .deserialize_i64(visitor)
     }
 
     fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let v = ParamValue::Str(self.value);
-        ValueDe { key: &self.key, value: &v, span: &self.span, strict: self.strict }.deserialize_u64(visitor)
+        ValueDe {
+            key: &self.key,
+            value: &v,
+            span: &self.span,
+            strict: self.strict,
+        }
+        .deserialize_u64(visitor)
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let v = ParamValue::Str(self.value);
-        ValueDe { key: &self.key, value: &v, span: &self.span, strict: self.strict }.deserialize_f64(visitor)
+        ValueDe {
+            key: &self.key,
+            value: &v,
+            span: &self.span,
+            strict: self.strict,
+        }
+        .deserialize_f64(visitor)
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_some(self)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         let v = ParamValue::Str(self.value);
-        ValueDe { key: &self.key, value: &v, span: &self.span, strict: self.strict }
-            .deserialize_newtype_struct(name, visitor)
+        ValueDe {
+            key: &self.key,
+            value: &v,
+            span: &self.span,
+            strict: self.strict,
+        }
+        .deserialize_newtype_struct(name, visitor)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -586,8 +668,13 @@ impl<'de> de::Deserializer<'de> for OwnedValueDe {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         let v = ParamValue::Str(self.value);
-        ValueDe { key: &self.key, value: &v, span: &self.span, strict: self.strict }
-            .deserialize_enum(name, variants, visitor)
+        ValueDe {
+            key: &self.key,
+            value: &v,
+            span: &self.span,
+            strict: self.strict,
+        }
+        .deserialize_enum(name, variants, visitor)
     }
 
     serde::forward_to_deserialize_any! {
@@ -614,7 +701,10 @@ mod tests {
     }
 
     fn opts() -> ConfigureOptions {
-        ConfigureOptions { strict: false, plugin: "test".into() }
+        ConfigureOptions {
+            strict: false,
+            plugin: "test".into(),
+        }
     }
 
     #[derive(Deserialize, Debug, PartialEq)]
@@ -690,7 +780,12 @@ mod tests {
     fn bad_enum_and_bad_bool_are_errors() {
         let e = elem("<source>\n  path x\n  mode turbo\n</source>\n");
         let err = configure::<Conf>(&e, &opts()).unwrap_err();
-        assert!(err.message.contains("valid options are fast,slow but got turbo"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("valid options are fast,slow but got turbo"),
+            "{}",
+            err.message
+        );
         assert_eq!(err.location.unwrap().line, 3);
         let e = elem("<source>\n  path x\n  flag maybe\n</source>\n");
         let err = configure::<Conf>(&e, &opts()).unwrap_err();
@@ -701,13 +796,20 @@ mod tests {
     fn single_section_twice_is_an_error() {
         let e = elem("<source>\n  path x\n  <single>\n name a\n</single>\n<single>\n name b\n</single>\n</source>\n");
         let err = configure::<Conf>(&e, &opts()).unwrap_err();
-        assert!(err.message.contains("cannot be written twice"), "{}", err.message);
+        assert!(
+            err.message.contains("cannot be written twice"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn strict_mode_rejects_junk_integers() {
         let e = elem("<source>\n  path x\n  count 10abc\n</source>\n");
-        let strict = ConfigureOptions { strict: true, plugin: "t".into() };
+        let strict = ConfigureOptions {
+            strict: true,
+            plugin: "t".into(),
+        };
         assert!(configure::<Conf>(&e, &strict).is_err());
     }
 

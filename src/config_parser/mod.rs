@@ -46,7 +46,12 @@ impl Span {
     pub fn line_col(&self) -> (usize, usize) {
         let upto = &self.file.text[..self.offset.min(self.file.text.len())];
         let line = upto.matches('\n').count() + 1;
-        let col = upto.rsplit('\n').next().map(|s| s.chars().count()).unwrap_or(0) + 1;
+        let col = upto
+            .rsplit('\n')
+            .next()
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
         (line, col)
     }
 
@@ -54,7 +59,10 @@ impl Span {
         let text = &self.file.text;
         let off = self.offset.min(text.len());
         let start = text[..off].rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let end = text[off..].find('\n').map(|i| off + i).unwrap_or(text.len());
+        let end = text[off..]
+            .find('\n')
+            .map(|i| off + i)
+            .unwrap_or(text.len());
         text[start..end].trim_end_matches('\r')
     }
 }
@@ -254,8 +262,8 @@ impl Default for ParseOptions {
 
 /// Reads and parses a config file (with its `@include`s) into the root element.
 pub fn parse_file(path: &Path, opts: &ParseOptions) -> Result<Element, ConfigError> {
-    let text = std::fs::read(path)
-        .map_err(|e| ConfigError::new(format!("{}: {}", path.display(), e)))?;
+    let text =
+        std::fs::read(path).map_err(|e| ConfigError::new(format!("{}: {}", path.display(), e)))?;
     let text = String::from_utf8_lossy(&text).into_owned();
     parser::parse_str(&text, path, opts)
 }

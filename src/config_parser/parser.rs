@@ -288,9 +288,7 @@ impl<'o> Parser<'o> {
 
     fn scan_key(&mut self) -> String {
         let rest = self.rest();
-        let end = rest
-            .find([' ', '\t', '\r', '\n'])
-            .unwrap_or(rest.len());
+        let end = rest.find([' ', '\t', '\r', '\n']).unwrap_or(rest.len());
         let key = rest[..end].to_string();
         self.pos += end;
         key
@@ -464,8 +462,7 @@ impl<'o> Parser<'o> {
         let mut buffer = String::new();
         let mut line = String::new();
         let close = if is_array { ']' } else { '}' };
-        loop {
-            let Some(c) = self.bump() else { break };
+        while let Some(c) = self.bump() {
             if c == '#' {
                 let probe = format!(
                     "{}{}{}",
@@ -545,7 +542,10 @@ impl<'o> Parser<'o> {
         };
         let pattern = full.to_string_lossy().into_owned();
         let mut entries: Vec<PathBuf> = match glob::glob(&pattern) {
-            Ok(paths) => paths.filter_map(Result::ok).filter(|p| p.is_file()).collect(),
+            Ok(paths) => paths
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect(),
             Err(e) => {
                 return Err(ConfigError::at(
                     format!("include error {uri} - {e}"),
@@ -557,7 +557,10 @@ impl<'o> Parser<'o> {
         for entry in entries {
             let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if path.contains('*') && looks_like_backup(name) {
-                tracing::warn!("[config] the included file {} looks like a backup; it is read all the same", entry.display());
+                tracing::warn!(
+                    "[config] the included file {} looks like a backup; it is read all the same",
+                    entry.display()
+                );
             }
             let bytes = std::fs::read(&entry).map_err(|e| {
                 ConfigError::at(
@@ -586,9 +589,11 @@ fn strip_line_comment(s: &str) -> &str {
 
 fn looks_like_backup(name: &str) -> bool {
     let stem = name.trim_end_matches(".conf");
-    [".bak", "_bak", ".old", "_old", ".orig", "_orig", "~", ".backup", "_backup"]
-        .iter()
-        .any(|s| stem.ends_with(s))
+    [
+        ".bak", "_bak", ".old", "_old", ".orig", "_orig", "~", ".backup", "_backup",
+    ]
+    .iter()
+    .any(|s| stem.ends_with(s))
 }
 
 #[cfg(test)]
@@ -636,14 +641,18 @@ mod tests {
     #[test]
     fn unknown_letter_escape_is_an_error_with_location() {
         let e = parse("<a>\n  a \"x\\qy\"\n</a>\n").unwrap_err();
-        assert!(e.message.contains("unexpected back-slash escape character 'q'"));
+        assert!(e
+            .message
+            .contains("unexpected back-slash escape character 'q'"));
         let l = e.location.unwrap();
         assert_eq!((l.line, l.column), (2, 7));
     }
 
     #[test]
     fn single_quoted_is_literal() {
-        let v = values("<a>\n  a 'tab\\there'\n  b 'it\\'s'\n  c 'back\\\\slash'\n  d '#{ENV[\"X\"]}'\n</a>\n");
+        let v = values(
+            "<a>\n  a 'tab\\there'\n  b 'it\\'s'\n  c 'back\\\\slash'\n  d '#{ENV[\"X\"]}'\n</a>\n",
+        );
         assert_eq!(v[0].1, s("tab\\there"));
         assert_eq!(v[1].1, s("it's"));
         assert_eq!(v[2].1, s("back\\slash"));
@@ -672,7 +681,12 @@ mod tests {
     #[test]
     fn broken_json_is_an_error() {
         let e = parse("<a>\n  list [\"a\",\n</a>\n").unwrap_err();
-        assert!(e.message.contains("got incomplete JSON array configuration"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("got incomplete JSON array configuration"),
+            "{}",
+            e.message
+        );
         assert_eq!(e.location.unwrap().line, 2);
     }
 
@@ -687,7 +701,8 @@ mod tests {
 
     #[test]
     fn crlf_and_tabs() {
-        let root = parse("<source>\r\n\t@type tail\r\n\t# c\r\n\tpath ./x\r\n</source>\r\n").unwrap();
+        let root =
+            parse("<source>\r\n\t@type tail\r\n\t# c\r\n\tpath ./x\r\n</source>\r\n").unwrap();
         assert_eq!(root.elements[0].get("path"), Some("./x"));
         assert_eq!(root.elements[0].get("@type"), Some("tail"));
     }
@@ -716,8 +731,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir(d.join("conf.d")).unwrap();
-        std::fs::write(d.join("conf.d/b.conf"), "<match b>\n  @type null\n</match>\n").unwrap();
-        std::fs::write(d.join("conf.d/a.conf"), "<match a>\n  @type null\n</match>\n").unwrap();
+        std::fs::write(
+            d.join("conf.d/b.conf"),
+            "<match b>\n  @type null\n</match>\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("conf.d/a.conf"),
+            "<match a>\n  @type null\n</match>\n",
+        )
+        .unwrap();
         std::fs::write(d.join("rec.conf"), "<record>\n  k v\n</record>\n").unwrap();
         let main = d.join("fluent.conf");
         std::fs::write(
@@ -743,7 +766,20 @@ mod tests {
 
     #[test]
     fn never_panics_on_odd_input() {
-        for text in ["<", "</", "<a", "<a>\n</", "\"", "a \"#{", "a [", "a {\"x\" #", "<a \"x>", "a '", "\u{feff}<a>\n</a>", "a \"\\"] {
+        for text in [
+            "<",
+            "</",
+            "<a",
+            "<a>\n</",
+            "\"",
+            "a \"#{",
+            "a [",
+            "a {\"x\" #",
+            "<a \"x>",
+            "a '",
+            "\u{feff}<a>\n</a>",
+            "a \"\\",
+        ] {
             let _ = parse(text);
         }
     }

@@ -95,13 +95,17 @@ fn tokenize(code: &str) -> Result<Vec<Tok>, ()> {
             i += 1;
             let mut s = String::new();
             loop {
-                let Some(&c) = chars.get(i) else { return Err(()) };
+                let Some(&c) = chars.get(i) else {
+                    return Err(());
+                };
                 i += 1;
                 if c == q {
                     break;
                 }
                 if c == '\\' {
-                    let Some(&n) = chars.get(i) else { return Err(()) };
+                    let Some(&n) = chars.get(i) else {
+                        return Err(());
+                    };
                     i += 1;
                     match (q, n) {
                         ('"', 'n') => s.push('\n'),
@@ -125,8 +129,7 @@ fn tokenize(code: &str) -> Result<Vec<Tok>, ()> {
             while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '_') {
                 i += 1;
             }
-            let is_float =
-                i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit();
+            let is_float = i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit();
             if is_float {
                 i += 1;
                 while i < chars.len() && chars[i].is_ascii_digit() {
@@ -141,7 +144,10 @@ fn tokenize(code: &str) -> Result<Vec<Tok>, ()> {
         } else if c.is_alphabetic() || c == '_' {
             let start = i;
             while i < chars.len()
-                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '?' || chars[i] == '!')
+                && (chars[i].is_alphanumeric()
+                    || chars[i] == '_'
+                    || chars[i] == '?'
+                    || chars[i] == '!')
             {
                 i += 1;
             }
@@ -153,10 +159,7 @@ fn tokenize(code: &str) -> Result<Vec<Tok>, ()> {
             }
         } else {
             let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
-            let sym = SYMBOLS
-                .iter()
-                .find(|s| rest.starts_with(**s))
-                .ok_or(())?;
+            let sym = SYMBOLS.iter().find(|s| rest.starts_with(**s)).ok_or(())?;
             out.push(Tok::Sym(sym));
             i += sym.chars().count();
         }
@@ -280,18 +283,14 @@ impl Eval<'_> {
             } else if self.eat("/") {
                 let r = self.unary()?;
                 v = match (v, r) {
-                    (Val::Int(_), Val::Int(0)) => {
-                        return Err(Fail::Message("divided by 0".into()))
-                    }
+                    (Val::Int(_), Val::Int(0)) => return Err(Fail::Message("divided by 0".into())),
                     (Val::Int(a), Val::Int(b)) => Val::Int(a.div_euclid(b)),
                     (a, b) => Val::Float(num(&a)? / num(&b)?),
                 };
             } else if self.eat("%") {
                 let r = self.unary()?;
                 v = match (v, r) {
-                    (Val::Int(_), Val::Int(0)) => {
-                        return Err(Fail::Message("divided by 0".into()))
-                    }
+                    (Val::Int(_), Val::Int(0)) => return Err(Fail::Message("divided by 0".into())),
                     (Val::Int(a), Val::Int(b)) => Val::Int(a.rem_euclid(b)),
                     _ => return Err(Fail::Unsupported),
                 };
@@ -349,15 +348,13 @@ impl Eval<'_> {
 
     fn args(&mut self) -> Result<Vec<Val>, Fail> {
         let mut args = Vec::new();
-        if self.eat("(") {
-            if !self.eat(")") {
-                loop {
-                    args.push(self.expr()?);
-                    if self.eat(")") {
-                        break;
-                    }
-                    self.expect(",")?;
+        if self.eat("(") && !self.eat(")") {
+            loop {
+                args.push(self.expr()?);
+                if self.eat(")") {
+                    break;
                 }
+                self.expect(",")?;
             }
         }
         // `ENV.fetch('X') { 'default' }`: the block's value is the default.
@@ -375,9 +372,10 @@ impl Eval<'_> {
                 let key = args.first().ok_or(Fail::Unsupported)?.to_s();
                 match std::env::var(&key) {
                     Ok(v) => Ok(Val::Str(v)),
-                    Err(_) => args.get(1).cloned().ok_or_else(|| {
-                        Fail::Message(format!("key not found: \"{key}\""))
-                    }),
+                    Err(_) => args
+                        .get(1)
+                        .cloned()
+                        .ok_or_else(|| Fail::Message(format!("key not found: \"{key}\""))),
                 }
             }
             (Val::Const("ENV"), "key?" | "has_key?" | "include?") => {

@@ -158,10 +158,12 @@ pub fn bool(s: &str, strict: bool) -> Result<Option<bool>, String> {
 pub fn array(s: &str) -> Result<Vec<String>, String> {
     let t = s.trim();
     if t.starts_with('[') {
-        let v: serde_json::Value =
-            serde_json::from_str(t).map_err(|e| format!("got incomplete JSON array configuration: {e}"))?;
+        let v: serde_json::Value = serde_json::from_str(t)
+            .map_err(|e| format!("got incomplete JSON array configuration: {e}"))?;
         match v {
-            serde_json::Value::Array(items) => Ok(items.into_iter().map(json_to_param_string).collect()),
+            serde_json::Value::Array(items) => {
+                Ok(items.into_iter().map(json_to_param_string).collect())
+            }
             _ => Err("array required".to_string()),
         }
     } else if t.is_empty() {
@@ -175,8 +177,8 @@ pub fn array(s: &str) -> Result<Vec<String>, String> {
 pub fn hash(s: &str) -> Result<Vec<(String, String)>, String> {
     let t = s.trim();
     if t.starts_with('{') {
-        let v: serde_json::Value =
-            serde_json::from_str(t).map_err(|e| format!("got incomplete JSON hash configuration: {e}"))?;
+        let v: serde_json::Value = serde_json::from_str(t)
+            .map_err(|e| format!("got incomplete JSON hash configuration: {e}"))?;
         match v {
             serde_json::Value::Object(m) => Ok(m
                 .into_iter()
@@ -277,7 +279,8 @@ pub fn ruby_regex_to_rust(src: &str) -> String {
                 in_class -= 1;
                 out.push(c);
             }
-            '(' if in_class == 0 && src[char_offset(&chars, i)..].starts_with("(?<")
+            '(' if in_class == 0
+                && src[char_offset(&chars, i)..].starts_with("(?<")
                 && !src[char_offset(&chars, i)..].starts_with("(?<=")
                 && !src[char_offset(&chars, i)..].starts_with("(?<!") =>
             {
@@ -371,9 +374,7 @@ impl RubyRegex {
             RegexEngine::Fast(r) => r.is_match(text),
             RegexEngine::Fancy(r) => match std::str::from_utf8(text) {
                 Ok(s) => r.is_match(s).unwrap_or(false),
-                Err(_) => r
-                    .is_match(&String::from_utf8_lossy(text))
-                    .unwrap_or(false),
+                Err(_) => r.is_match(&String::from_utf8_lossy(text)).unwrap_or(false),
             },
         }
     }
@@ -491,7 +492,8 @@ impl<'de> Deserialize<'de> for Size {
 
 impl<'de> Deserialize<'de> for Time {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_newtype_struct(TIME_MARKER, NumVisitor).map(Time)
+        d.deserialize_newtype_struct(TIME_MARKER, NumVisitor)
+            .map(Time)
     }
 }
 
@@ -544,7 +546,11 @@ mod tests {
         assert_eq!(time("1d", false), Ok(86400.0));
         assert_eq!(time("0.5", false), Ok(0.5));
         assert_eq!(time("soon", false), Ok(0.0));
-        assert_eq!(time("0.2s", false), Ok(2.0), "Fluentd reads 0.2s as 2 seconds");
+        assert_eq!(
+            time("0.2s", false),
+            Ok(2.0),
+            "Fluentd reads 0.2s as 2 seconds"
+        );
     }
 
     #[test]
@@ -568,12 +574,18 @@ mod tests {
 
     #[test]
     fn array_and_hash_forms() {
-        assert_eq!(array("a, b ,c"), Ok(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(
+            array("a, b ,c"),
+            Ok(vec!["a".into(), "b".into(), "c".into()])
+        );
         assert_eq!(array(r#"["a", 1]"#), Ok(vec!["a".into(), "1".into()]));
         assert!(array(r#"["a","#).is_err());
         assert_eq!(
             hash("k1:v1, k2:v2:x"),
-            Ok(vec![("k1".into(), "v1".into()), ("k2".into(), "v2:x".into())])
+            Ok(vec![
+                ("k1".into(), "v1".into()),
+                ("k2".into(), "v2:x".into())
+            ])
         );
         assert_eq!(hash(r#"{"a": 1}"#), Ok(vec![("a".into(), "1".into())]));
     }
@@ -586,7 +598,9 @@ mod tests {
         let r = RubyRegex::from_param(r"/^(?<level>\w+) (?<msg>.*)$/").unwrap();
         let caps = r.captures_owned(b"INFO hello").unwrap();
         assert_eq!(caps[1].as_deref(), Some(&b"INFO"[..]));
-        assert!(!RubyRegex::from_param(r"^\w+$").unwrap().is_match("é".as_bytes()));
+        assert!(!RubyRegex::from_param(r"^\w+$")
+            .unwrap()
+            .is_match("é".as_bytes()));
         let ci = RubyRegex::from_param("/hello/i").unwrap();
         assert!(ci.is_match(b"say HELLO"));
         // lookbehind needs the fallback engine

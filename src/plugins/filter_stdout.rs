@@ -1,6 +1,6 @@
 //! `@type stdout` (filter).
 
-use super::{PluginContext, Filter};
+use super::{Filter, PluginContext};
 use crate::config_parser::{ConfigError, Element};
 
 pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Filter>, ConfigError> {

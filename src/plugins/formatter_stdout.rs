@@ -1,6 +1,6 @@
 //! `@type stdout` (formatter).
 
-use super::{PluginContext, Formatter};
+use super::{Formatter, PluginContext};
 use crate::config_parser::{ConfigError, Element};
 
 pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Formatter>, ConfigError> {

@@ -44,7 +44,11 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
     let text = cfg
         .sample
         .unwrap_or_else(|| r#"[{"message":"sample"}]"#.to_string());
-    let at = || elem.param("sample").or_else(|| elem.param("dummy")).map(|p| p.span.clone());
+    let at = || {
+        elem.param("sample")
+            .or_else(|| elem.param("dummy"))
+            .map(|p| p.span.clone())
+    };
     let bad = |msg: String| match at() {
         Some(span) => ConfigError::at(msg, &span),
         None => elem.error(msg),

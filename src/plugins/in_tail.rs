@@ -139,7 +139,9 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
     let parser: Arc<dyn Parser> = Arc::from(super::new_parser(parse, ctx)?);
     let transcode = match (&cfg.encoding, &cfg.from_encoding) {
         (None, Some(_)) => {
-            return Err(elem.error("tail: 'from_encoding' parameter must be specified with 'encoding' parameter."))
+            return Err(elem.error(
+                "tail: 'from_encoding' parameter must be specified with 'encoding' parameter.",
+            ))
         }
         (Some(to), from) => {
             let lookup = |name: &str| {
@@ -151,7 +153,9 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
                 Some(f) => {
                     let from_enc = lookup(f)?;
                     if to_enc != encoding_rs::UTF_8 {
-                        return Err(elem.error(format!("tail: only UTF-8 output is supported, got encoding {to}")));
+                        return Err(elem.error(format!(
+                            "tail: only UTF-8 output is supported, got encoding {to}"
+                        )));
                     }
                     if from_enc == encoding_rs::UTF_8 {
                         Transcode::None
@@ -182,7 +186,9 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
     }
     if cfg.pos_file.is_none() {
         tracing::warn!("'pos_file PATH' parameter is not set to a 'tail' source.");
-        tracing::warn!("this parameter is highly recommended to save the position to resume tailing.");
+        tracing::warn!(
+            "this parameter is highly recommended to save the position to resume tailing."
+        );
     }
     let settings = Settings {
         paths,
@@ -192,7 +198,10 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
         glob_policy: cfg.glob_policy,
         rotate_wait: cfg.rotate_wait.as_duration(),
         read_from_head: cfg.read_from_head,
-        refresh_interval: cfg.refresh_interval.as_duration().max(Duration::from_millis(100)),
+        refresh_interval: cfg
+            .refresh_interval
+            .as_duration()
+            .max(Duration::from_millis(100)),
         read_lines_limit: cfg.read_lines_limit.max(1) as usize,
         bytes_per_second: if cfg.read_bytes_limit_per_second.0 < 0 {
             None
@@ -254,7 +263,11 @@ impl Settings {
             }
         }
         for p in &self.paths {
-            let pat = if p.contains('%') { now.format(p).to_string() } else { p.clone() };
+            let pat = if p.contains('%') {
+                now.format(p).to_string()
+            } else {
+                p.clone()
+            };
             if self.is_glob(&pat) {
                 if let Ok(g) = glob::glob(&pat) {
                     for entry in g.filter_map(Result::ok) {
@@ -294,23 +307,37 @@ pub struct PosFile {
 
 pub const UNWATCHED: u64 = u64::MAX;
 
+/// What a pos file holds: path (or inode key) → (position, inode).
+pub type SavedPositions = HashMap<String, (u64, u64)>;
+
 impl PosFile {
     /// Opens (creating) and compacts the pos file: unwatched entries dropped, the last of
     /// duplicated paths kept. Returns the file and the loaded `path → (pos, inode)` map.
-    pub fn open(path: &Path) -> std::io::Result<(PosFile, HashMap<String, (u64, u64)>)> {
+    pub fn open(path: &Path) -> std::io::Result<(PosFile, SavedPositions)> {
         let mut loaded: Vec<(String, u64, u64)> = Vec::new();
         if let Ok(text) = std::fs::read(path) {
             for line in text.split(|b| *b == b'\n') {
                 let line = String::from_utf8_lossy(line);
                 let mut parts = line.rsplitn(3, '\t');
-                let (Some(ino), Some(pos), Some(p)) = (parts.next(), parts.next(), parts.next()) else {
+                let (Some(ino), Some(pos), Some(p)) = (parts.next(), parts.next(), parts.next())
+                else {
                     if !line.trim().is_empty() {
-                        tracing::warn!("pos_file {}: skipping a malformed line {:?}", path.display(), line);
+                        tracing::warn!(
+                            "pos_file {}: skipping a malformed line {:?}",
+                            path.display(),
+                            line
+                        );
                     }
                     continue;
                 };
-                let (Ok(pos), Ok(ino)) = (u64::from_str_radix(pos, 16), u64::from_str_radix(ino, 16)) else {
-                    tracing::warn!("pos_file {}: skipping a malformed line {:?}", path.display(), line);
+                let (Ok(pos), Ok(ino)) =
+                    (u64::from_str_radix(pos, 16), u64::from_str_radix(ino, 16))
+                else {
+                    tracing::warn!(
+                        "pos_file {}: skipping a malformed line {:?}",
+                        path.display(),
+                        line
+                    );
                     continue;
                 };
                 if pos == UNWATCHED {
@@ -332,7 +359,10 @@ impl PosFile {
             t.sync_all()?;
         }
         std::fs::rename(&tmp, path)?;
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
         let mut entries = HashMap::new();
         let mut offset = 0u64;
         let mut map = HashMap::new();
@@ -357,7 +387,8 @@ impl PosFile {
         match self.entries.get(key) {
             Some(&(offset, klen)) => {
                 let text = format!("{pos:016x}\t{inode:016x}");
-                self.file.write_all_at(text.as_bytes(), offset + klen as u64 + 1)
+                self.file
+                    .write_all_at(text.as_bytes(), offset + klen as u64 + 1)
             }
             None => {
                 let line = format!("{key}\t{pos:016x}\t{inode:016x}\n");
@@ -400,7 +431,12 @@ impl Input for TailInput {
                         if watchers.contains_key(&path) {
                             continue;
                         }
-                        let w = Watcher::new(path.clone(), self.settings.clone(), shared.clone(), startup);
+                        let w = Watcher::new(
+                            path.clone(),
+                            self.settings.clone(),
+                            shared.clone(),
+                            startup,
+                        );
                         let ctx2 = InputContext {
                             router: ctx.router.clone(),
                             errors: ctx.errors.clone(),
@@ -552,14 +588,21 @@ impl Watcher {
                     match current.as_mut() {
                         None => current = self.open(true),
                         Some(f) if meta.ino() != f.inode => {
-                            tracing::info!("detected rotation of {}; waiting {} seconds", self.path, self.settings.rotate_wait.as_secs_f64());
+                            tracing::info!(
+                                "detected rotation of {}; waiting {} seconds",
+                                self.path,
+                                self.settings.rotate_wait.as_secs_f64()
+                            );
                             if let Some(old) = current.take() {
                                 draining.push((old, Instant::now()));
                             }
                             current = self.open(true);
                         }
                         Some(f) if meta.len() < f.pos => {
-                            tracing::info!("detected file truncation of {}; reading from the head", self.path);
+                            tracing::info!(
+                                "detected file truncation of {}; reading from the head",
+                                self.path
+                            );
                             f.pos = 0;
                             f.partial.clear();
                             let _ = f.file.seek(SeekFrom::Start(0));
@@ -642,7 +685,11 @@ impl Watcher {
         if let Some(max) = self.settings.max_line_size {
             if f.partial.len() > max.saturating_mul(2).max(1 << 20) {
                 // An endless line: skip what we have so memory stays bounded.
-                tracing::warn!("received line length is longer than {} in {}; skipped", max, self.path);
+                tracing::warn!(
+                    "received line length is longer than {} in {}; skipped",
+                    max,
+                    self.path
+                );
                 f.pos += f.partial.len() as u64;
                 f.partial.clear();
             }
@@ -745,17 +792,20 @@ impl LineState {
         let path_key = self.settings.path_key.clone();
         let path = self.path.clone();
         let mut matched = false;
-        let result = self.settings.parser.parse(line, &mut |time, mut record: Record| {
-            if let Some(time) = time {
-                if let Some(k) = &path_key {
-                    if !record.contains_key(k) {
-                        record.insert(k.clone(), Value::from(path.as_str()));
+        let result = self
+            .settings
+            .parser
+            .parse(line, &mut |time, mut record: Record| {
+                if let Some(time) = time {
+                    if let Some(k) = &path_key {
+                        if !record.contains_key(k) {
+                            record.insert(k.clone(), Value::from(path.as_str()));
+                        }
                     }
+                    es.push(time, record);
+                    matched = true;
                 }
-                es.push(time, record);
-                matched = true;
-            }
-        });
+            });
         if let Err(e) = &result {
             if e.0 != "pattern not matched" {
                 tracing::warn!(

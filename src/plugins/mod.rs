@@ -239,8 +239,11 @@ fn unknown(kind: &str, name: &str, elem: &Element) -> ConfigError {
 }
 
 fn type_of<'a>(elem: &'a Element, directive: &str) -> Result<&'a str, ConfigError> {
-    elem.plugin_type()
-        .ok_or_else(|| elem.error(format!("Missing '@type' parameter on <{directive}> directive")))
+    elem.plugin_type().ok_or_else(|| {
+        elem.error(format!(
+            "Missing '@type' parameter on <{directive}> directive"
+        ))
+    })
 }
 
 pub fn new_input(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, ConfigError> {

@@ -1,6 +1,6 @@
 //! `@type stdout` (output).
 
-use super::{PluginContext, Output};
+use super::{Output, PluginContext};
 use crate::config_parser::{ConfigError, Element};
 
 pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Output>, ConfigError> {

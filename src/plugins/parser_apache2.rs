@@ -1,6 +1,6 @@
 //! `@type apache2` (parser).
 
-use super::{PluginContext, Parser};
+use super::{Parser, PluginContext};
 use crate::config_parser::{ConfigError, Element};
 
 pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Parser>, ConfigError> {

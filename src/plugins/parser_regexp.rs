@@ -1,6 +1,6 @@
 //! `@type regexp` (parser).
 
-use super::{PluginContext, Parser};
+use super::{Parser, PluginContext};
 use crate::config_parser::{ConfigError, Element};
 
 pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Parser>, ConfigError> {

@@ -88,7 +88,11 @@ impl Router {
                 cache.map.remove(&old);
             }
         }
-        if cache.map.insert(tag.to_string(), pipeline.clone()).is_none() {
+        if cache
+            .map
+            .insert(tag.to_string(), pipeline.clone())
+            .is_none()
+        {
             cache.order.push_back(tag.to_string());
         }
         pipeline
@@ -124,7 +128,7 @@ impl Router {
         let warn = if c < 512 {
             c.is_power_of_two()
         } else {
-            c % 512 == 0
+            c.is_multiple_of(512)
         };
         if warn {
             tracing::warn!("no patterns matched tag=\"{}\"", tag);
