@@ -39,7 +39,9 @@ pub fn parse_timezone(s: &str) -> Option<TimeZoneSpec> {
         let (h, m) = match rest.len() {
             2 if digits(rest) => (&rest[..2], &b"00"[..]),
             4 if digits(rest) => (&rest[..2], &rest[2..]),
-            5 if rest[2] == b':' && digits(&rest[..2]) && digits(&rest[3..]) => (&rest[..2], &rest[3..]),
+            5 if rest[2] == b':' && digits(&rest[..2]) && digits(&rest[3..]) => {
+                (&rest[..2], &rest[3..])
+            }
             _ => return None,
         };
         let n = |x: &[u8]| ((x[0] - b'0') as i32) * 10 + (x[1] - b'0') as i32;
@@ -451,7 +453,11 @@ fn write_num(out: &mut Vec<u8>, v: i64, default_width: usize, default_pad: u8, d
 fn write_text(out: &mut Vec<u8>, s: &[u8], d: &Directive, chcase_down: bool) {
     if let Some(w) = d.width {
         if s.len() < w && d.flags & F_MINUS == 0 {
-            pad(out, w - s.len(), if d.flags & F_ZERO != 0 { b'0' } else { b' ' });
+            pad(
+                out,
+                w - s.len(),
+                if d.flags & F_ZERO != 0 { b'0' } else { b' ' },
+            );
         }
     }
     let start = out.len();
@@ -500,7 +506,7 @@ fn write_compound(out: &mut Vec<u8>, tm: &Tm, pattern: &[Directive], seps: &[u8]
         let len = out.len() - start;
         if len < w {
             let c = if d.flags & F_ZERO != 0 { b'0' } else { b' ' };
-            out.splice(start..start, std::iter::repeat(c).take(w - len));
+            out.splice(start..start, std::iter::repeat_n(c, w - len));
         }
     }
 }
@@ -536,7 +542,13 @@ fn write_directive(out: &mut Vec<u8>, tm: &Tm, d: &Directive) {
         b'M' => write_num(out, tm.min as i64, 2, b'0', d),
         b'S' => write_num(out, tm.sec as i64, 2, b'0', d),
         b's' => write_num(out, tm.epoch, 1, b'0', d),
-        b'u' => write_num(out, if tm.wday == 0 { 7 } else { tm.wday as i64 }, 1, b'0', d),
+        b'u' => write_num(
+            out,
+            if tm.wday == 0 { 7 } else { tm.wday as i64 },
+            1,
+            b'0',
+            d,
+        ),
         b'w' => write_num(out, tm.wday as i64, 1, b'0', d),
         b'U' => write_num(out, ((tm.yday - 1 + 7 - tm.wday) / 7) as i64, 2, b'0', d),
         b'W' => write_num(
@@ -550,8 +562,18 @@ fn write_directive(out: &mut Vec<u8>, tm: &Tm, d: &Directive) {
         b'g' => write_num(out, tm.iso_week().0.rem_euclid(100), 2, b'0', d),
         b'V' => write_num(out, tm.iso_week().1 as i64, 2, b'0', d),
         b'A' => write_text(out, DAY_NAMES[tm.wday as usize % 7].as_bytes(), d, false),
-        b'a' => write_text(out, &DAY_NAMES[tm.wday as usize % 7].as_bytes()[..3], d, false),
-        b'B' => write_text(out, MONTH_NAMES[(tm.month as usize + 11) % 12].as_bytes(), d, false),
+        b'a' => write_text(
+            out,
+            &DAY_NAMES[tm.wday as usize % 7].as_bytes()[..3],
+            d,
+            false,
+        ),
+        b'B' => write_text(
+            out,
+            MONTH_NAMES[(tm.month as usize + 11) % 12].as_bytes(),
+            d,
+            false,
+        ),
         b'b' | b'h' => write_text(
             out,
             &MONTH_NAMES[(tm.month as usize + 11) % 12].as_bytes()[..3],
@@ -811,9 +833,15 @@ mod tests {
     fn many_directives() {
         assert_eq!(utc("%a %A %b %B %h"), "Tue Tuesday Nov November Nov");
         assert_eq!(utc("%j %e %y %C %s %u %w"), "318 14 23 20 1700000000 2 2");
-        assert_eq!(utc("%T|%F|%D|%R|%r"), "22:13:20|2023-11-14|11/14/23|22:13|10:13:20 PM");
+        assert_eq!(
+            utc("%T|%F|%D|%R|%r"),
+            "22:13:20|2023-11-14|11/14/23|22:13|10:13:20 PM"
+        );
         assert_eq!(utc("%p %P %I %l %k"), "PM pm 10 10 22");
-        assert_eq!(utc("%L %3N %6N %9N %N %12N"), "250 250 250000 250000000 250000000 250000000000");
+        assert_eq!(
+            utc("%L %3N %6N %9N %N %12N"),
+            "250 250 250000 250000000 250000000 250000000000"
+        );
         assert_eq!(utc("%z %:z %::z %Z %%"), "+0000 +00:00 +00:00:00 UTC %");
         assert_eq!(utc("%c"), "Tue Nov 14 22:13:20 2023");
         assert_eq!(utc("%+"), "Tue Nov 14 22:13:20 UTC 2023");
@@ -840,7 +868,10 @@ mod tests {
         assert_eq!(strftime(T, "%H %z %:z [%Z]", &z), "15 -0700 -07:00 []");
         assert_eq!(parse_timezone("+0900"), Some(TimeZoneSpec::Fixed(9 * 3600)));
         assert_eq!(parse_timezone("+09"), Some(TimeZoneSpec::Fixed(9 * 3600)));
-        assert_eq!(parse_timezone("-05:30"), Some(TimeZoneSpec::Fixed(-(5 * 3600 + 1800))));
+        assert_eq!(
+            parse_timezone("-05:30"),
+            Some(TimeZoneSpec::Fixed(-(5 * 3600 + 1800)))
+        );
         assert_eq!(parse_timezone("+9"), None);
         assert_eq!(parse_timezone("UTC"), None);
         assert_eq!(parse_timezone("America/New_York"), None);
@@ -850,11 +881,15 @@ mod tests {
         let ny = TimeZoneSpec::Named(chrono_tz::America::New_York);
         assert_eq!(ny.offset_at(1_700_000_000), -5 * 3600);
         assert_eq!(ny.offset_at(1_690_000_000), -4 * 3600);
-        let s = |x: Option<bool>, y: Option<bool>, z: Option<&str>| TimeZoneSpec::from_params(x, y, z);
+        let s =
+            |x: Option<bool>, y: Option<bool>, z: Option<&str>| TimeZoneSpec::from_params(x, y, z);
         assert_eq!(s(None, None, None), Ok(TimeZoneSpec::Local));
         assert_eq!(s(Some(false), None, None), Ok(TimeZoneSpec::Utc));
         assert_eq!(s(None, Some(true), None), Ok(TimeZoneSpec::Utc));
-        assert_eq!(s(None, Some(true), Some("+01:00")), Ok(TimeZoneSpec::Fixed(3600)));
+        assert_eq!(
+            s(None, Some(true), Some("+01:00")),
+            Ok(TimeZoneSpec::Fixed(3600))
+        );
         assert_eq!(
             s(None, None, Some("bogus")),
             Err("Unsupported timezone 'bogus'".to_string())
@@ -864,7 +899,10 @@ mod tests {
     #[test]
     fn local_to_utc_round_trip() {
         let tokyo = parse_timezone("Asia/Tokyo").unwrap();
-        assert_eq!(tokyo.utc_from_local(1_700_000_000 + 9 * 3600), 1_700_000_000);
+        assert_eq!(
+            tokyo.utc_from_local(1_700_000_000 + 9 * 3600),
+            1_700_000_000
+        );
         assert_eq!(TimeZoneSpec::Fixed(-3600).utc_from_local(0), 3600);
         assert_eq!(TimeZoneSpec::Utc.utc_from_local(42), 42);
     }
@@ -872,8 +910,14 @@ mod tests {
     #[test]
     fn ruby_to_s() {
         let t = EventTime::new(1_700_000_000, 0);
-        assert_eq!(ruby_time_to_s(t, &TimeZoneSpec::Fixed(0)), "2023-11-14 22:13:20 +0000");
-        assert_eq!(ruby_time_to_s(t, &TimeZoneSpec::Utc), "2023-11-14 22:13:20 UTC");
+        assert_eq!(
+            ruby_time_to_s(t, &TimeZoneSpec::Fixed(0)),
+            "2023-11-14 22:13:20 +0000"
+        );
+        assert_eq!(
+            ruby_time_to_s(t, &TimeZoneSpec::Utc),
+            "2023-11-14 22:13:20 UTC"
+        );
     }
 
     #[test]

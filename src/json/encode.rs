@@ -164,7 +164,7 @@ pub fn write_float_oj(out: &mut Vec<u8>, f: f64) {
         out.extend_from_slice(b"NaN");
     } else if f.is_infinite() {
         out.extend_from_slice(if f > 0.0 { b"Infinity" } else { b"-Infinity" });
-    } else if f.fract() == 0.0 && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&f) {
+    } else if f.fract() == 0.0 && (i64::MIN as f64..-(i64::MIN as f64)).contains(&f) {
         // `d == (double)(long long)d` → printf("%.1f")
         write_int(out, f as i64);
         out.extend_from_slice(b".0");
@@ -203,7 +203,10 @@ pub fn write_ruby_float(out: &mut Vec<u8>, f: f64) {
         out.extend_from_slice(if f > 0.0 { b"Infinity" } else { b"-Infinity" });
         return;
     }
-    let mut sb = StackBuf { buf: [0; 40], len: 0 };
+    let mut sb = StackBuf {
+        buf: [0; 40],
+        len: 0,
+    };
     // `{:e}` gives the shortest round-trip digits, e.g. "-1.5e-7", "1e20", "0e0".
     if write!(sb, "{:e}", f).is_err() {
         return;
@@ -384,7 +387,10 @@ mod tests {
             ),
             (
                 "obj",
-                Value::Map(rec(vec![("a", Value::Map(rec(vec![("b", Value::Map(Record::new()))])))])),
+                Value::Map(rec(vec![(
+                    "a",
+                    Value::Map(rec(vec![("b", Value::Map(Record::new()))])),
+                )])),
             ),
             ("ea", Value::Array(vec![])),
         ]);
@@ -397,7 +403,10 @@ mod tests {
     #[test]
     fn case_191_invalid_utf8_raw() {
         let r = rec(vec![("message", Value::Str(b"bad \xff\xfe byte".to_vec()))]);
-        assert_eq!(record_to_vec(&r), b"{\"message\":\"bad \xff\xfe byte\"}".to_vec());
+        assert_eq!(
+            record_to_vec(&r),
+            b"{\"message\":\"bad \xff\xfe byte\"}".to_vec()
+        );
     }
 
     #[test]

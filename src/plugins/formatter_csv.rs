@@ -129,7 +129,13 @@ mod tests {
     #[test]
     fn case_086_forced_quotes_and_missing_field() {
         assert_eq!(
-            run(create, &[("fields", "a,b,missing,c")], "t", EventTime::new(0, 0), &r()),
+            run(
+                create,
+                &[("fields", "a,b,missing,c")],
+                "t",
+                EventTime::new(0, 0),
+                &r()
+            ),
             b"\"1\",\"say \"\"hi\"\", ok\",\"\",\"plain\"\n"
         );
     }
@@ -141,16 +147,35 @@ mod tests {
             run(create, &p, "t", EventTime::new(0, 0), &r()),
             b"1,\"say \"\"hi\"\", ok\",,plain,\"\"\n"
         );
-        let p = [("fields", "a,c"), ("delimiter", "\\t"), ("add_newline", "false")];
-        assert_eq!(run(create, &p, "t", EventTime::new(0, 0), &r()), b"\"1\"\t\"plain\"");
-        let p = [("fields", "a,c"), ("delimiter", "TAB"), ("force_quotes", "false")];
-        assert_eq!(run(create, &p, "t", EventTime::new(0, 0), &r()), b"1\tplain\n");
+        let p = [
+            ("fields", "a,c"),
+            ("delimiter", "\\t"),
+            ("add_newline", "false"),
+        ];
+        assert_eq!(
+            run(create, &p, "t", EventTime::new(0, 0), &r()),
+            b"\"1\"\t\"plain\""
+        );
+        let p = [
+            ("fields", "a,c"),
+            ("delimiter", "TAB"),
+            ("force_quotes", "false"),
+        ];
+        assert_eq!(
+            run(create, &p, "t", EventTime::new(0, 0), &r()),
+            b"1\tplain\n"
+        );
     }
 
     #[test]
     fn empty_fields_is_an_error() {
         let e = section("format", &[("fields", ",")]);
-        let err = create(&e, &PluginContext::for_tests()).err().map(|e| e.message);
-        assert_eq!(err.as_deref(), Some("empty value is specified in fields parameter"));
+        let err = create(&e, &PluginContext::for_tests())
+            .err()
+            .map(|e| e.message);
+        assert_eq!(
+            err.as_deref(),
+            Some("empty value is specified in fields parameter")
+        );
     }
 }

@@ -200,18 +200,33 @@ mod tests {
             ("q", Value::str("x\"y")),
         ]);
         assert_eq!(
-            run(create, &[("add_newline", "false")], "t", EventTime::new(0, 0), &r),
+            run(
+                create,
+                &[("add_newline", "false")],
+                "t",
+                EventTime::new(0, 0),
+                &r
+            ),
             b"{\"a\"=>1, \"u\"=>\"\\u65E5\\u672C\", \"q\"=>\"x\\\"y\"}"
         );
     }
 
     #[test]
     fn string_inspect_rules() {
-        assert_eq!(insp(&Value::str("a\u{1}\u{7f}\n\t\u{1b}\u{7}")), r#""a\u0001\u007F\n\t\e\a""#);
-        assert_eq!(insp(&Value::str("#{x} #$y #@z #a")), r##""\#{x} \#$y \#@z #a""##);
+        assert_eq!(
+            insp(&Value::str("a\u{1}\u{7f}\n\t\u{1b}\u{7}")),
+            r#""a\u0001\u007F\n\t\e\a""#
+        );
+        assert_eq!(
+            insp(&Value::str("#{x} #$y #@z #a")),
+            r##""\#{x} \#$y \#@z #a""##
+        );
         assert_eq!(insp(&Value::str("😀é")), r#""\u{1F600}\u00E9""#);
         assert_eq!(insp(&Value::Str(b"caf\xe9".to_vec())), r#""caf\xE9""#);
-        assert_eq!(insp(&Value::Bin(b"\xe6\x97\xa5\x7f".to_vec())), r#""\xE6\x97\xA5\x7F""#);
+        assert_eq!(
+            insp(&Value::Bin(b"\xe6\x97\xa5\x7f".to_vec())),
+            r#""\xE6\x97\xA5\x7F""#
+        );
         assert_eq!(insp(&Value::str("back\\slash")), r#""back\\slash""#);
     }
 

@@ -141,8 +141,11 @@ pub(crate) mod test_util {
         time: crate::event::EventTime,
         r: &Record,
     ) -> Vec<u8> {
-        let f = ctor(&section("format", params), &crate::plugins::PluginContext::for_tests())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let f = ctor(
+            &section("format", params),
+            &crate::plugins::PluginContext::for_tests(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let mut out = Vec::new();
         f.format(tag, time, r, &mut out);
         out
@@ -159,7 +162,10 @@ mod tests {
     fn case_084_record_only_with_newline() {
         let t = EventTime::new(1, 0);
         let r = rec(vec![("a", Value::Int(1))]);
-        assert_eq!(run(create, &[("@type", "json")], "t", t, &r), b"{\"a\":1}\n");
+        assert_eq!(
+            run(create, &[("@type", "json")], "t", t, &r),
+            b"{\"a\":1}\n"
+        );
         let r = rec(vec![("b", Value::str("é"))]);
         assert_eq!(run(create, &[], "t", t, &r), "{\"b\":\"é\"}\n".as_bytes());
     }

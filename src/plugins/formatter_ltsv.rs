@@ -112,14 +112,30 @@ mod tests {
     fn case_085_custom_delimiters_and_replacement() {
         let r = rec(vec![("a", Value::Int(1)), ("b", Value::str("x y"))]);
         let p = [("delimiter", "|"), ("label_delimiter", "=")];
-        assert_eq!(run(create, &p, "t", EventTime::new(0, 0), &r), b"a=1|b=x y\n");
+        assert_eq!(
+            run(create, &p, "t", EventTime::new(0, 0), &r),
+            b"a=1|b=x y\n"
+        );
         let r = rec(vec![("k\tx", Value::str("v\tw\t"))]);
         assert_eq!(
-            run(create, &[("add_newline", "false")], "t", EventTime::new(0, 0), &r),
+            run(
+                create,
+                &[("add_newline", "false")],
+                "t",
+                EventTime::new(0, 0),
+                &r
+            ),
             b"k\tx:v w "
         );
         let r = rec(vec![("a", Value::str("1|2|3"))]);
-        let p = [("delimiter", "|"), ("replacement", "--"), ("newline", "crlf")];
-        assert_eq!(run(create, &p, "t", EventTime::new(0, 0), &r), b"a:1--2--3\r\n");
+        let p = [
+            ("delimiter", "|"),
+            ("replacement", "--"),
+            ("newline", "crlf"),
+        ];
+        assert_eq!(
+            run(create, &p, "t", EventTime::new(0, 0), &r),
+            b"a:1--2--3\r\n"
+        );
     }
 }

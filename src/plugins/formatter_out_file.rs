@@ -130,23 +130,53 @@ mod tests {
             b"2023-11-14T22:13:20Z\tt\t{\"a\":1}\n"
         );
         assert_eq!(
-            run(create, &[("localtime", "false"), ("delimiter", "comma")], "t", T, &r()),
+            run(
+                create,
+                &[("localtime", "false"), ("delimiter", "comma")],
+                "t",
+                T,
+                &r()
+            ),
             b"2023-11-14T22:13:20Z,t,{\"a\":1}\n"
         );
         assert_eq!(
-            run(create, &[("time_type", "float"), ("delimiter", "SPACE")], "t", T, &r()),
+            run(
+                create,
+                &[("time_type", "float"), ("delimiter", "SPACE")],
+                "t",
+                T,
+                &r()
+            ),
             b"1700000000.25 t {\"a\":1}\n"
         );
         assert_eq!(
-            run(create, &[("time_type", "unixtime"), ("delimiter", "|")], "t", T, &r()),
+            run(
+                create,
+                &[("time_type", "unixtime"), ("delimiter", "|")],
+                "t",
+                T,
+                &r()
+            ),
             b"1700000000\tt\t{\"a\":1}\n"
         );
         assert_eq!(
-            run(create, &[("output_time", "false"), ("output_tag", "false")], "t", T, &r()),
+            run(
+                create,
+                &[("output_time", "false"), ("output_tag", "false")],
+                "t",
+                T,
+                &r()
+            ),
             b"{\"a\":1}\n"
         );
         assert_eq!(
-            run(create, &[("utc", ""), ("time_format", "%s.%L")], "x.y", T, &r()),
+            run(
+                create,
+                &[("utc", ""), ("time_format", "%s.%L")],
+                "x.y",
+                T,
+                &r()
+            ),
             b"1700000000.250\tx.y\t{\"a\":1}\n"
         );
     }

@@ -81,7 +81,11 @@ mod tests {
     /// The local-time prefix is whatever the test process's zone gives; compare the rest.
     fn body(out: &[u8], t: EventTime) -> Vec<u8> {
         let prefix = crate::timefmt::strftime(t, TIME_FORMAT, &TimeZoneSpec::Local);
-        assert!(out.starts_with(prefix.as_bytes()), "{}", String::from_utf8_lossy(out));
+        assert!(
+            out.starts_with(prefix.as_bytes()),
+            "{}",
+            String::from_utf8_lossy(out)
+        );
         out[prefix.len()..].to_vec()
     }
 
@@ -104,12 +108,19 @@ mod tests {
             ("z", Value::Nil),
         ]);
         let out = run(create, &[("output_type", "hash")], "t", t, &r);
-        assert_eq!(body(&out, t), b" t: {\"s\"=>\"x\", \"a\"=>[1, \"b\"], \"z\"=>nil}\n");
+        assert_eq!(
+            body(&out, t),
+            b" t: {\"s\"=>\"x\", \"a\"=>[1, \"b\"], \"z\"=>nil}\n"
+        );
         let out = run(create, &[("output_type", "ltsv")], "t", t, &r);
         assert_eq!(body(&out, t), b" t: s:x\ta:[1, \"b\"]\tz:\n");
         let out = run(
             create,
-            &[("output_type", "ltsv"), ("delimiter", "|"), ("newline", "crlf")],
+            &[
+                ("output_type", "ltsv"),
+                ("delimiter", "|"),
+                ("newline", "crlf"),
+            ],
             "t",
             t,
             &r,
@@ -134,7 +145,11 @@ mod tests {
     #[test]
     fn unknown_output_type_is_an_error() {
         let e = section("format", &[("output_type", "nope")]);
-        let msg = create(&e, &PluginContext::for_tests()).err().map(|e| e.message);
-        assert!(msg.unwrap_or_default().starts_with("Unknown formatter plugin 'nope'"));
+        let msg = create(&e, &PluginContext::for_tests())
+            .err()
+            .map(|e| e.message);
+        assert!(msg
+            .unwrap_or_default()
+            .starts_with("Unknown formatter plugin 'nope'"));
     }
 }

@@ -69,15 +69,24 @@ mod tests {
     #[test]
     fn case_087_keys_in_order() {
         let r = rec(vec![("a", Value::Int(1)), ("b", Value::str("x"))]);
-        assert_eq!(run(create, &[("keys", "b,a")], "t", EventTime::new(0, 0), &r), b"x\t1\n");
-        let p = [("keys", "a,missing,b"), ("delimiter", ","), ("add_newline", "false")];
+        assert_eq!(
+            run(create, &[("keys", "b,a")], "t", EventTime::new(0, 0), &r),
+            b"x\t1\n"
+        );
+        let p = [
+            ("keys", "a,missing,b"),
+            ("delimiter", ","),
+            ("add_newline", "false"),
+        ];
         assert_eq!(run(create, &p, "t", EventTime::new(0, 0), &r), b"1,,x");
     }
 
     #[test]
     fn keys_are_required() {
         let e = section("format", &[]);
-        let err = create(&e, &PluginContext::for_tests()).err().map(|e| e.message);
+        let err = create(&e, &PluginContext::for_tests())
+            .err()
+            .map(|e| e.message);
         assert_eq!(err.as_deref(), Some("'keys' parameter is required"));
     }
 }
