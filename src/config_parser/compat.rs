@@ -1,1 +1,288 @@
-//! v0 compatibility rewrites.
+//! The old (v0) forms Fluentd still accepts in v1 files (`plugin_helper/compat_parameters.rb`):
+//! `type`/`id`/`log_level` without `@`, flat `format …` parser and formatter parameters, and flat
+//! buffer parameters. They are rewritten into their v1 sections before plugins read the config.
+
+use super::{Element, Param, ParamValue};
+
+/// Inputs and filters whose flat `format` becomes a `<parse>` section.
+const PARSER_USERS: &[&str] = &["tail", "parser", "tcp", "udp", "syslog", "exec", "http"];
+
+/// Flat parser parameters moved into `<parse>` (Fluentd's `PARSER_PARAMS`, plus the time ones).
+const PARSER_PARAMS: &[&str] = &[
+    "types",
+    "keys",
+    "time_key",
+    "time_format",
+    "time_type",
+    "localtime",
+    "utc",
+    "timezone",
+    "delimiter",
+    "keep_time_key",
+    "null_empty_string",
+    "null_value_pattern",
+    "estimate_current_event",
+    "json_parser",
+    "label_delimiter",
+    "format_firstline",
+    "message_key",
+    "with_priority",
+    "message_format",
+    "rfc5424_time_format",
+];
+
+/// Flat output parameters moved into `<inject>` when a flat `format` is rewritten.
+const INJECT_PARAMS: &[(&str, &str)] = &[
+    ("tag_key", "tag_key"),
+    ("time_key", "time_key"),
+    ("time_format", "time_format"),
+    ("localtime", "localtime"),
+    ("utc", "utc"),
+    ("timezone", "timezone"),
+];
+
+/// Flat buffer parameters and their `<buffer>` names.
+const BUFFER_PARAMS: &[(&str, &str)] = &[
+    ("buffer_type", "@type"),
+    ("buffer_path", "path"),
+    ("buffer_chunk_limit", "chunk_limit_size"),
+    ("buffer_queue_limit", "queue_limit_length"),
+    ("num_threads", "flush_thread_count"),
+    ("retry_limit", "retry_max_times"),
+    ("max_retry_wait", "retry_max_interval"),
+    ("retry_wait", "retry_wait"),
+    ("flush_at_shutdown", "flush_at_shutdown"),
+    ("time_slice_wait", "timekey_wait"),
+];
+
+/// Rewrites the whole tree in place.
+pub fn apply(root: &mut Element) {
+    for e in &mut root.elements {
+        rename_legacy_keys(e);
+    }
+    for e in &mut root.elements {
+        apply_directive(e);
+    }
+}
+
+fn apply_directive(e: &mut Element) {
+    match e.name.as_str() {
+        "source" | "filter" => parser_section(e),
+        "match" => {
+            output_sections(e);
+            for store in e.elements.iter_mut().filter(|c| c.name == "store") {
+                output_sections(store);
+            }
+        }
+        "label" | "worker" => {
+            for c in &mut e.elements {
+                apply_directive(c);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sections that name a plugin and so may use the legacy `type`.
+const PLUGIN_SECTIONS: &[&str] = &[
+    "source", "match", "filter", "store", "parse", "format", "buffer", "secondary", "storage",
+];
+
+fn rename_legacy_keys(e: &mut Element) {
+    if e.name == "label" || e.name == "worker" {
+        for c in &mut e.elements {
+            rename_legacy_keys(c);
+        }
+        return;
+    }
+    if !PLUGIN_SECTIONS.contains(&e.name.as_str()) {
+        return;
+    }
+    let has_new = |e: &Element, k: &str| e.params.iter().any(|p| p.key == k);
+    let (has_type, has_id, has_level) = (has_new(e, "@type"), has_new(e, "@id"), has_new(e, "@log_level"));
+    for p in &mut e.params {
+        // The legacy name counts only when the new one is absent.
+        let new = match p.key.as_str() {
+            "type" if !has_type => "@type",
+            "id" if !has_id => "@id",
+            "log_level" if !has_level => "@log_level",
+            _ => continue,
+        };
+        tracing::warn!("'{}' is deprecated parameter name. use '{}' instead.", p.key, new);
+        p.key = new.to_string();
+    }
+    for c in &mut e.elements {
+        rename_legacy_keys(c);
+    }
+}
+
+fn take(e: &mut Element, key: &str) -> Option<Param> {
+    e.remove(key)
+}
+
+fn parser_section(e: &mut Element) {
+    let Some(ty) = e.plugin_type() else { return };
+    if !PARSER_USERS.contains(&ty) || e.child("parse").is_some() || !e.has("format") {
+        return;
+    }
+    let Some(format) = take(e, "format") else { return };
+    let mut parse = Element::new("parse", "", format.span.clone());
+    let fmt = format.value.as_str().unwrap_or("").to_string();
+    if fmt.len() >= 2 && fmt.starts_with('/') && fmt.ends_with('/') {
+        push(&mut parse, "@type", "regexp", &format);
+        push(&mut parse, "expression", &fmt, &format);
+    } else {
+        push(&mut parse, "@type", &fmt, &format);
+    }
+    let mut moved: Vec<String> = PARSER_PARAMS.iter().map(|s| s.to_string()).collect();
+    moved.extend((1..=20).map(|i| format!("format{i}")));
+    for key in moved {
+        if let Some(p) = take(e, &key) {
+            parse.params.push(p);
+        }
+    }
+    e.elements.push(parse);
+}
+
+fn push(e: &mut Element, key: &str, value: &str, like: &Param) {
+    e.params.push(Param {
+        key: key.to_string(),
+        value: ParamValue::Str(value.to_string()),
+        span: like.span.clone(),
+    });
+}
+
+fn output_sections(e: &mut Element) {
+    let ty = e.plugin_type().unwrap_or("").to_string();
+    // Outputs with their own `format`-like parameters keep them.
+    if ty != "rewrite_tag_filter" && e.child("format").is_none() && e.has("format") {
+        if let Some(format) = take(e, "format") {
+            let mut f = Element::new("format", "", format.span.clone());
+            f.params.push(Param {
+                key: "@type".to_string(),
+                ..format.clone()
+            });
+            e.elements.push(f);
+            let include_tag = take(e, "include_tag_key");
+            let include_time = take(e, "include_time_key");
+            if include_tag.is_some() || include_time.is_some() {
+                let mut inject = Element::new("inject", "", format.span.clone());
+                let on = |p: &Option<Param>| {
+                    p.as_ref()
+                        .and_then(|p| p.value.as_str())
+                        .map(|v| matches!(v, "true" | "yes" | ""))
+                        .unwrap_or(false)
+                };
+                let (tag_on, time_on) = (on(&include_tag), on(&include_time));
+                for (from, to) in INJECT_PARAMS {
+                    if let Some(p) = take(e, from) {
+                        inject.params.push(Param { key: to.to_string(), ..p });
+                    }
+                }
+                if tag_on && !inject.has("tag_key") {
+                    push(&mut inject, "tag_key", "tag", &format);
+                }
+                if time_on && !inject.has("time_key") {
+                    push(&mut inject, "time_key", "time", &format);
+                }
+                if !tag_on {
+                    inject.remove("tag_key");
+                }
+                if !time_on {
+                    inject.remove("time_key");
+                }
+                e.elements.push(inject);
+            }
+        }
+    }
+    if e.child("buffer").is_none() {
+        let flat: Vec<&(&str, &str)> = BUFFER_PARAMS.iter().filter(|(k, _)| e.has(k)).collect();
+        let has_slice = e.has("time_slice_format");
+        let has_retry_forever = e.has("disable_retry_limit");
+        if !flat.is_empty() || has_slice || has_retry_forever {
+            let mut b = Element::new("buffer", "", e.span.clone());
+            for (from, to) in BUFFER_PARAMS {
+                if let Some(p) = take(e, from) {
+                    b.params.push(Param { key: to.to_string(), ..p });
+                }
+            }
+            if let Some(p) = take(e, "disable_retry_limit") {
+                b.params.push(Param { key: "retry_forever".to_string(), ..p });
+            }
+            if let Some(p) = take(e, "time_slice_format") {
+                let fmt = p.value.as_str().unwrap_or("").to_string();
+                let timekey = if fmt.contains("%S") {
+                    "1"
+                } else if fmt.contains("%M") {
+                    "60"
+                } else if fmt.contains("%H") {
+                    "3600"
+                } else {
+                    "86400"
+                };
+                b.arg = "time".to_string();
+                push(&mut b, "timekey", timekey, &p);
+            }
+            e.elements.push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config_parser::parse_str;
+    use std::path::Path;
+
+    fn rewritten(text: &str) -> Element {
+        let mut root = parse_str(text, Path::new("t.conf"), &Default::default()).unwrap();
+        apply(&mut root);
+        root
+    }
+
+    #[test]
+    fn v0_type_and_format_json() {
+        let root = rewritten("<source>\n  type tail\n  path x\n  format json\n  time_format %iso8601\n</source>\n");
+        let src = &root.elements[0];
+        assert_eq!(src.get("@type"), Some("tail"));
+        assert!(!src.has("format"));
+        let parse = src.child("parse").unwrap();
+        assert_eq!(parse.get("@type"), Some("json"));
+        assert_eq!(parse.get("time_format"), Some("%iso8601"));
+    }
+
+    #[test]
+    fn v0_format_regexp() {
+        let root = rewritten("<source>\n  @type tail\n  format /^(?<a>.)$/\n</source>\n");
+        let parse = root.elements[0].child("parse").unwrap();
+        assert_eq!(parse.get("@type"), Some("regexp"));
+        assert_eq!(parse.get("expression"), Some("/^(?<a>.)$/"));
+    }
+
+    #[test]
+    fn filter_parser_flat_format() {
+        let root = rewritten("<filter k>\n  @type parser\n  key_name MESSAGE\n  format logfmt\n  reserve_data true\n</filter>\n");
+        let f = &root.elements[0];
+        assert_eq!(f.child("parse").unwrap().get("@type"), Some("logfmt"));
+        assert_eq!(f.get("reserve_data"), Some("true"));
+    }
+
+    #[test]
+    fn flat_buffer_params() {
+        let root = rewritten("<match x>\n  @type file\n  buffer_type file\n  buffer_path /tmp/b\n  buffer_chunk_limit 1m\n  time_slice_format %Y%m%d%H\n</match>\n");
+        let b = root.elements[0].child("buffer").unwrap();
+        assert_eq!(b.get("@type"), Some("file"));
+        assert_eq!(b.get("path"), Some("/tmp/b"));
+        assert_eq!(b.get("chunk_limit_size"), Some("1m"));
+        assert_eq!(b.get("timekey"), Some("3600"));
+        assert_eq!(b.arg, "time");
+    }
+
+    #[test]
+    fn flat_output_format_and_inject() {
+        let root = rewritten("<match x>\n  @type file\n  format json\n  include_tag_key true\n</match>\n");
+        let m = &root.elements[0];
+        assert_eq!(m.child("format").unwrap().get("@type"), Some("json"));
+        assert_eq!(m.child("inject").unwrap().get("tag_key"), Some("tag"));
+    }
+}
