@@ -54,8 +54,8 @@ impl NamedRegex {
                 Some((rec, end))
             }
             // The fallback engine matches invalid UTF-8 in its lossy form only.
-            None if start == 0 && std::str::from_utf8(text).is_err() => {
-                let groups = self.re.captures_owned(text)?;
+            None if std::str::from_utf8(text).is_err() => {
+                let groups = self.re.captures_owned(text.get(start..)?)?;
                 for (i, name) in &self.names {
                     if let Some(Some(v)) = groups.get(*i) {
                         rec.insert(name.clone(), Value::Str(v.clone()));
