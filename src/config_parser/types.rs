@@ -410,6 +410,23 @@ impl RubyRegex {
         }
     }
 
+    /// Every group's byte range (index 0 = whole match) of the first match at or after `start`.
+    /// With the fallback engine, input that is not UTF-8 is matched in its lossy form and
+    /// ranges refer to that form, so they are only returned for valid UTF-8.
+    pub fn captures_pos(&self, text: &[u8], start: usize) -> Option<Vec<Option<(usize, usize)>>> {
+        match &self.engine {
+            RegexEngine::Fast(r) => {
+                let c = r.captures_at(text, start)?;
+                Some((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
+            }
+            RegexEngine::Fancy(r) => {
+                let s = std::str::from_utf8(text).ok()?;
+                let c = r.captures_from_pos(s, start).ok()??;
+                Some((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
+            }
+        }
+    }
+
     /// For the fast engine, the underlying regex (parsers use it to avoid copies).
     pub fn as_bytes_regex(&self) -> Option<&regex::bytes::Regex> {
         match &self.engine {

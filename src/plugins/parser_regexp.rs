@@ -1,8 +1,171 @@
-//! `@type regexp` (parser).
+//! `@type regexp` (parser): the named groups of `expression` become string fields (groups
+//! that did not take part in the match are left out). Also the engine of the regexp presets
+//! (`apache_error`, `nginx`) and of `multiline`.
 
-use super::{Parser, PluginContext};
+use super::parser::{not_matched, Defaults, ParserCommon};
+use super::{Parser, ParserError, PluginContext};
+use crate::config_parser::types::{Regexp, RubyRegex};
 use crate::config_parser::{ConfigError, Element};
+use crate::event::{EventTime, Record, Value};
 
-pub fn create(elem: &Element, _ctx: &PluginContext) -> Result<Box<dyn Parser>, ConfigError> {
-    Err(elem.error("parser plugin 'regexp' is not available in this build yet"))
+crate::parser_config! {
+    pub struct RegexpParserConf {
+        pub expression: Option<Regexp>,
+        /// Deprecated no-ops in Fluentd (use `/.../i` and `/.../m`).
+        #[serde(default)]
+        pub ignorecase: bool,
+        #[serde(default)]
+        pub multiline: bool,
+    }
+}
+
+/// A compiled expression with its named groups.
+pub struct NamedRegex {
+    pub re: RubyRegex,
+    names: Vec<(usize, Vec<u8>)>,
+}
+
+impl NamedRegex {
+    pub fn new(re: RubyRegex) -> NamedRegex {
+        let mut names: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (i, n) in re.capture_names().into_iter().enumerate() {
+            if let Some(n) = n {
+                names.push((i, n.into_bytes()));
+            }
+        }
+        NamedRegex { re, names }
+    }
+
+    pub fn has_names(&self) -> bool {
+        !self.names.is_empty()
+    }
+
+    /// The named groups of the first match at or after `start`, and where the match ends.
+    pub fn match_record(&self, text: &[u8], start: usize) -> Option<(Record, usize)> {
+        let mut rec = Record::with_capacity(self.names.len());
+        match self.re.captures_pos(text, start) {
+            Some(groups) => {
+                let end = groups.first().copied().flatten().map(|(_, e)| e).unwrap_or(text.len());
+                for (i, name) in &self.names {
+                    if let Some(Some((s, e))) = groups.get(*i) {
+                        rec.insert(name.clone(), Value::Str(text[*s..*e].to_vec()));
+                    }
+                }
+                Some((rec, end))
+            }
+            // The fallback engine matches invalid UTF-8 in its lossy form only.
+            None if std::str::from_utf8(text).is_err() => {
+                let groups = self.re.captures_owned(text.get(start..)?)?;
+                for (i, name) in &self.names {
+                    if let Some(Some(v)) = groups.get(*i) {
+                        rec.insert(name.clone(), Value::Str(v.clone()));
+                    }
+                }
+                Some((rec, text.len()))
+            }
+            None => None,
+        }
+    }
+}
+
+pub struct RegexpParser {
+    pub re: NamedRegex,
+    pub common: ParserCommon,
+}
+
+impl RegexpParser {
+    /// Builds a regexp parser; presets pass their default expression and time format.
+    pub fn build(
+        elem: &Element,
+        ctx: &PluginContext,
+        plugin: &str,
+        default_expression: Option<&str>,
+        default_time_format: Option<&'static str>,
+    ) -> Result<RegexpParser, ConfigError> {
+        let conf: RegexpParserConf = ctx.configure(elem, plugin)?;
+        let re = match (conf.expression.clone(), default_expression) {
+            (Some(r), _) => r.0,
+            (None, Some(d)) => RubyRegex::from_param(d).map_err(|e| elem.error(e))?,
+            (None, None) => return Err(elem.error("'expression' parameter is required")),
+        };
+        let defaults = Defaults {
+            time_format: default_time_format,
+            ..Defaults::TIME_KEY
+        };
+        let common = ParserCommon::build(&conf.common(), defaults, elem)?;
+        Ok(RegexpParser {
+            re: NamedRegex::new(re),
+            common,
+        })
+    }
+}
+
+pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, ConfigError> {
+    Ok(Box::new(RegexpParser::build(elem, ctx, "regexp", None, None)?))
+}
+
+impl Parser for RegexpParser {
+    fn parse(
+        &self,
+        text: &[u8],
+        emit: &mut dyn FnMut(Option<EventTime>, Record),
+    ) -> Result<(), ParserError> {
+        let (rec, _) = self.re.match_record(text, 0).ok_or_else(not_matched)?;
+        let (t, r) = self.common.finish(rec)?;
+        emit(t, r);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parser::is_not_matched;
+    use super::super::parser::test_support::*;
+
+    #[test]
+    fn named_groups_and_time_case_133() {
+        let p = parser("@type regexp\nexpression /^(?<time>\\S+ \\S+) \\[(?<level>\\w+)\\] (?<msg>.*)$/\ntime_format %Y-%m-%d %H:%M:%S");
+        let out = parse_all(&*p, "2024-03-04 05:06:08 [WARN] slow: 3s").unwrap();
+        assert_eq!(out[0].0, Some(utc(2024, 3, 4, 5, 6, 8, 0)));
+        assert_eq!(json(&out[0].1), r#"{"level":"WARN","msg":"slow: 3s"}"#);
+        assert!(is_not_matched(&parse_all(&*p, "no match here").unwrap_err()));
+    }
+
+    #[test]
+    fn optional_group_and_types_case_134() {
+        let p = parser("@type regexp\nexpression /^(?<a>\\d+)(?: (?<b>\\w+))?$/\ntypes a:integer");
+        assert_eq!(json(&parse_all(&*p, "1 x").unwrap()[0].1), r#"{"a":1,"b":"x"}"#);
+        assert_eq!(json(&parse_all(&*p, "2").unwrap()[0].1), r#"{"a":2}"#);
+    }
+
+    #[test]
+    fn flags_case_135() {
+        let p = parser("@type regexp\nexpression /^level=(?<level>info|warn) (?<rest>.*)$/i");
+        assert_eq!(json(&parse_all(&*p, "LEVEL=Info ok").unwrap()[0].1), r#"{"level":"Info","rest":"ok"}"#);
+        assert!(parse_all(&*p, "level=debug no").is_err());
+        let p = parser("@type regexp\nexpression /^(?<a>.*)$/m");
+        assert_eq!(json(&parse_all(&*p, "x\ny").unwrap()[0].1), r#"{"a":"x\ny"}"#);
+    }
+
+    #[test]
+    fn no_year_case_156_and_v0_case_014() {
+        let p = parser("@type regexp\nexpression /^(?<time>\\w+ \\d+ [\\d:]+) (?<msg>.*)$/\ntime_format %b %d %H:%M:%S");
+        let out = parse_all(&*p, "Mar 14 15:09:26 hello").unwrap();
+        let y = chrono::Datelike::year(&chrono::Utc::now()) as i64;
+        assert_eq!(out[0].0, Some(utc(y, 3, 14, 15, 9, 26, 0)));
+        assert_eq!(json(&out[0].1), r#"{"msg":"hello"}"#);
+        let p = parser("@type regexp\nexpression /^(?<time>[^ ]+) (?<level>\\w+) (?<msg>.*)$/\ntime_format %Y-%m-%dT%H:%M:%S");
+        let out = parse_all(&*p, "2024-03-01T10:20:30 INFO started ok").unwrap();
+        assert_eq!(out[0].0, Some(utc(2024, 3, 1, 10, 20, 30, 0)));
+        assert_eq!(json(&out[0].1), r#"{"level":"INFO","msg":"started ok"}"#);
+    }
+
+    #[test]
+    fn unmatched_case_158_and_missing_expression() {
+        let p = parser("@type regexp\nexpression /^(?<k>\\d+)$/");
+        assert_eq!(json(&parse_all(&*p, "123").unwrap()[0].1), r#"{"k":"123"}"#);
+        assert!(parse_all(&*p, "abc").is_err());
+        let e = crate::plugins::new_parser(&section("@type regexp"), &crate::plugins::PluginContext::for_tests());
+        assert!(e.is_err());
+    }
 }
