@@ -7,7 +7,8 @@
 //! the encoder, not the decoder, which keeps the sign for Ruby's `inspect`), infinities and NaN
 //! are `Infinity`/`-Infinity`/`NaN`, integral values in the `long long` range print as `%.1f`
 //! (`1e15` → `1000000000000000.0`), everything else as Ruby's `Float#to_s` (`0.1`, `1.0e+20`,
-//! `1.5e-07`). Yajl prints every float with `Float#to_s`.
+//! `1.5e-07`). Yajl prints every float with `Float#to_s` (it raises on NaN/Infinity, which would
+//! fail the write in Fluentd; here they print as `Float#to_s` too).
 
 use crate::event::{Record, Value};
 
