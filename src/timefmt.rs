@@ -908,6 +908,20 @@ mod tests {
     }
 
     #[test]
+    fn local_zone_agrees_with_chrono() {
+        use chrono::TimeZone as _;
+        for sec in [0i64, 1_700_000_000, 1_690_000_000] {
+            let expected = chrono::Local
+                .timestamp_opt(sec, 0)
+                .single()
+                .map(|d| d.offset().local_minus_utc());
+            assert_eq!(Some(TimeZoneSpec::Local.offset_at(sec)), expected);
+            let local = sec + TimeZoneSpec::Local.offset_at(sec) as i64;
+            assert_eq!(TimeZoneSpec::Local.utc_from_local(local), sec);
+        }
+    }
+
+    #[test]
     fn ruby_to_s() {
         let t = EventTime::new(1_700_000_000, 0);
         assert_eq!(

@@ -7,10 +7,10 @@
 //! the encoder, not the decoder, which keeps the sign for Ruby's `inspect`), infinities and NaN
 //! are `Infinity`/`-Infinity`/`NaN`, integral values in the `long long` range print as `%.1f`
 //! (`1e15` → `1000000000000000.0`), everything else as Ruby's `Float#to_s` (`0.1`, `1.0e+20`,
-//! `1.5e-07`). Yajl prints every float with `Float#to_s`.
+//! `1.5e-07`). Yajl prints every float with `Float#to_s` (it raises on NaN/Infinity, which would
+//! fail the write in Fluentd; here they print as `Float#to_s` too).
 
 use crate::event::{Record, Value};
-use std::fmt::Write as _;
 
 /// Which Ruby JSON generator to imitate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -131,9 +131,21 @@ pub fn write_str_styled(out: &mut Vec<u8>, s: &[u8], style: Style) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
+    let mut i = 0;
+    while i < s.len() {
+        // Skip 8 plain bytes at a time.
+        if let Some(chunk) = s.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            if !word_needs_escape(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = s[i];
         let e = ESCAPE[b as usize];
         if e == 0 {
+            i += 1;
             continue;
         }
         out.extend_from_slice(&s[start..i]);
@@ -146,9 +158,22 @@ pub fn write_str_styled(out: &mut Vec<u8>, s: &[u8], style: Style) {
             out.push(e);
         }
         start = i + 1;
+        i += 1;
     }
     out.extend_from_slice(&s[start..]);
     out.push(b'"');
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Does any byte of `w` need escaping (< 0x20, `"` or `\`)? Exact, by the SWAR
+/// "has byte less than" / "has zero byte" tests.
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
+    below_space || has_zero(w ^ (ONES * b'"' as u64)) || has_zero(w ^ (ONES * b'\\' as u64))
 }
 
 pub fn write_int(out: &mut Vec<u8>, i: i64) {
@@ -173,25 +198,6 @@ pub fn write_float_oj(out: &mut Vec<u8>, f: f64) {
     }
 }
 
-/// A fixed stack buffer for `core::fmt` output (no heap allocation per float).
-struct StackBuf {
-    buf: [u8; 40],
-    len: usize,
-}
-
-impl std::fmt::Write for StackBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let b = s.as_bytes();
-        let end = self.len + b.len();
-        if end > self.buf.len() {
-            return Err(std::fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(b);
-        self.len = end;
-        Ok(())
-    }
-}
-
 /// Ruby's `Float#to_s`: shortest round-trip digits, fixed notation when the decimal exponent
 /// is in -4 < decpt <= 16, else `d.ddde+XX`.
 pub fn write_ruby_float(out: &mut Vec<u8>, f: f64) {
@@ -203,36 +209,45 @@ pub fn write_ruby_float(out: &mut Vec<u8>, f: f64) {
         out.extend_from_slice(if f > 0.0 { b"Infinity" } else { b"-Infinity" });
         return;
     }
-    let mut sb = StackBuf {
-        buf: [0; 40],
-        len: 0,
-    };
-    // `{:e}` gives the shortest round-trip digits, e.g. "-1.5e-7", "1e20", "0e0".
-    if write!(sb, "{:e}", f).is_err() {
-        return;
-    }
-    let s = &sb.buf[..sb.len];
+    // Shortest round-trip digits (zmij prints e.g. "-1.5e-7", "1e20", "0.01234", "123.456").
+    let mut zb = zmij::Buffer::new();
+    let s = zb.format_finite(f).as_bytes();
     let (neg, s) = match s.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, s),
     };
     let epos = s.iter().position(|&c| c == b'e').unwrap_or(s.len());
     let (mant, exp) = (&s[..epos], &s[(epos + 1).min(s.len())..]);
-    let mut digits = [0u8; 24];
+    // Digits without leading/trailing zeros; `point` = digits before the decimal point.
+    let mut digits = [0u8; 40];
     let mut nd = 0;
+    let mut point: i32 = 0;
+    let mut seen_point = false;
     for &c in mant {
-        if c.is_ascii_digit() && nd < digits.len() {
-            digits[nd] = c;
-            nd += 1;
+        if c == b'.' {
+            seen_point = true;
+        } else if c.is_ascii_digit() {
+            if !seen_point {
+                point += 1;
+            }
+            if nd == 0 && c == b'0' {
+                point -= 1;
+            } else if nd < digits.len() {
+                digits[nd] = c;
+                nd += 1;
+            }
         }
+    }
+    while nd > 1 && digits[nd - 1] == b'0' {
+        nd -= 1;
     }
     if nd == 0 {
         digits[0] = b'0';
         nd = 1;
+        point = 1;
     }
     let digits = &digits[..nd];
-    let e10 = parse_exp(exp);
-    let decpt = e10 + 1;
+    let decpt = point + parse_exp(exp);
     if neg {
         out.push(b'-');
     }
@@ -427,6 +442,48 @@ mod tests {
         assert_eq!(ruby_f(-1.25e-300), "-1.25e-300");
         assert_eq!(ruby_f(f64::INFINITY), "Infinity");
         assert_eq!(ruby_f(123.456), "123.456");
+    }
+
+    /// Byte-at-a-time reference for the word-skipping string writer.
+    fn reference_str(s: &[u8]) -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for &b in s {
+            match ESCAPE[b as usize] {
+                0 => out.push(b),
+                b'u' => out.extend_from_slice(format!("\\u{:04x}", b).as_bytes()),
+                e => out.extend_from_slice(&[b'\\', e]),
+            }
+        }
+        out.push(b'"');
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn string_escaping_matches_reference(s in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let mut out = Vec::new();
+            write_str(&mut out, &s);
+            proptest::prop_assert_eq!(out, reference_str(&s));
+        }
+
+        #[test]
+        fn mostly_plain_strings_match_reference(s in "[a-z0-9 /é\"\\\\\n\t\x01\x1f]{0,80}") {
+            let mut out = Vec::new();
+            write_str(&mut out, s.as_bytes());
+            proptest::prop_assert_eq!(out, reference_str(s.as_bytes()));
+        }
+
+        #[test]
+        fn ruby_float_round_trips(f in proptest::prelude::any::<f64>()) {
+            let mut out = Vec::new();
+            write_ruby_float(&mut out, f);
+            let text = String::from_utf8(out).unwrap();
+            if f.is_finite() {
+                let back: f64 = text.parse().unwrap();
+                proptest::prop_assert_eq!(back.to_bits(), f.to_bits(), "{}", text);
+                proptest::prop_assert!(text.contains('.'), "{}", text);
+            }
+        }
     }
 
     #[test]

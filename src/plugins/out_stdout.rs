@@ -267,6 +267,58 @@ mod tests {
         assert_eq!(e.plugin_type(), Some("stdout"));
     }
 
+    fn parse_match(text: &str) -> Element {
+        let root = crate::config_parser::parse_str(
+            text,
+            std::path::Path::new("fluent.conf"),
+            &Default::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        root.elements.into_iter().next().expect("one section")
+    }
+
+    #[test]
+    fn case_093_from_config_text() {
+        let owner = parse_match(
+            "<match t>\n  @type stdout\n  <format>\n    @type json\n  </format>\n  <inject>\n    time_key t1\n    time_type string\n    time_format %Y-%m-%dT%H:%M:%S.%3N%z\n    timezone +09:00\n  </inject>\n</match>\n",
+        );
+        let mut es = EventStream::new();
+        es.push(
+            EventTime::new(1_700_000_000, 0),
+            rec(vec![("a", Value::Int(1))]),
+        );
+        assert_eq!(
+            lines(&owner, es),
+            "{\"a\":1,\"t1\":\"2023-11-15T07:13:20.000+0900\"}\n"
+        );
+        assert!(create(&owner, &PluginContext::for_tests()).is_ok());
+    }
+
+    #[test]
+    fn case_085_086_087_from_config_text() {
+        let r = rec(vec![
+            ("a", Value::Int(1)),
+            ("b", Value::str("say \"hi\", ok")),
+            ("c", Value::str("plain")),
+        ]);
+        let one = |conf: &str| {
+            let owner = parse_match(conf);
+            lines(&owner, EventStream::one(EventTime::new(0, 0), r.clone()))
+        };
+        assert_eq!(
+            one("<match t>\n  @type stdout\n  <format>\n    @type csv\n    fields a,b,missing,c\n  </format>\n</match>\n"),
+            "\"1\",\"say \"\"hi\"\", ok\",\"\",\"plain\"\n"
+        );
+        assert_eq!(
+            one("<match t>\n  @type stdout\n  <format>\n    @type tsv\n    keys c,a\n  </format>\n</match>\n"),
+            "plain\t1\n"
+        );
+        assert_eq!(
+            one("<match t>\n  @type stdout\n  <format>\n    @type ltsv\n    delimiter |\n    label_delimiter =\n  </format>\n</match>\n"),
+            "a=1|b=say \"hi\", ok|c=plain\n"
+        );
+    }
+
     #[test]
     fn create_accepts_buffer_and_use_logger() {
         let mut owner = section("match", &[("@type", "stdout"), ("use_logger", "false")]);
