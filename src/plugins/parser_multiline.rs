@@ -42,10 +42,26 @@ crate::parser_config! {
 impl MultilineParserConf {
     fn formats(&self) -> [&Option<String>; FORMAT_MAX_NUM] {
         [
-            &self.format1, &self.format2, &self.format3, &self.format4, &self.format5,
-            &self.format6, &self.format7, &self.format8, &self.format9, &self.format10,
-            &self.format11, &self.format12, &self.format13, &self.format14, &self.format15,
-            &self.format16, &self.format17, &self.format18, &self.format19, &self.format20,
+            &self.format1,
+            &self.format2,
+            &self.format3,
+            &self.format4,
+            &self.format5,
+            &self.format6,
+            &self.format7,
+            &self.format8,
+            &self.format9,
+            &self.format10,
+            &self.format11,
+            &self.format12,
+            &self.format13,
+            &self.format14,
+            &self.format15,
+            &self.format16,
+            &self.format17,
+            &self.format18,
+            &self.format19,
+            &self.format20,
         ]
     }
 }
@@ -61,10 +77,13 @@ pub struct MultilineParser {
 fn slashed<'a>(format: &'a str, key: &str, elem: &Element) -> Result<&'a str, ConfigError> {
     if format.len() >= 2 && format.starts_with('/') && format.ends_with('/') {
         let inner = &format[1..format.len() - 1];
-        RubyRegex::new(inner, "m").map_err(|e| elem.error(format!("Invalid regexp in {key}: {e}")))?;
+        RubyRegex::new(inner, "m")
+            .map_err(|e| elem.error(format!("Invalid regexp in {key}: {e}")))?;
         Ok(inner)
     } else {
-        Err(elem.error(format!("format should be Regexp, need //, but {key}: '{format}'")))
+        Err(elem.error(format!(
+            "format should be Regexp, need //, but {key}: '{format}'"
+        )))
     }
 }
 
@@ -74,7 +93,10 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, Co
         .iter()
         .filter_map(|p| {
             let n = p.key.strip_prefix("format")?;
-            let i: usize = n.parse().ok().filter(|_| n.bytes().all(|b| b.is_ascii_digit()))?;
+            let i: usize = n
+                .parse()
+                .ok()
+                .filter(|_| n.bytes().all(|b| b.is_ascii_digit()))?;
             (!(1..=FORMAT_MAX_NUM).contains(&i)).then_some(p.key.as_str())
         })
         .collect();
@@ -91,7 +113,9 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, Co
         match f {
             Some(f) => {
                 if i > 0 && prev_missing {
-                    return Err(elem.error(format!("Jump of format index found. format{i} is missing.")));
+                    return Err(
+                        elem.error(format!("Jump of format index found. format{i} is missing."))
+                    );
                 }
                 joined.push_str(slashed(f, &format!("format{}", i + 1), elem)?);
                 prev_missing = false;
@@ -178,13 +202,28 @@ mod tests {
         assert!(p.is_multiline());
         assert!(p.is_firstline(b"2024-01-01 00:00:01 ERROR boom"));
         assert!(!p.is_firstline(b"  at a.b(c)"));
-        let out = parse_all(&*p, "2024-01-01 00:00:01 ERROR boom\n  at a.b(c)\n  at d.e(f)").unwrap();
+        let out = parse_all(
+            &*p,
+            "2024-01-01 00:00:01 ERROR boom\n  at a.b(c)\n  at d.e(f)",
+        )
+        .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].0, Some(utc(2024, 1, 1, 0, 0, 1, 0)));
-        assert_eq!(json(&out[0].1), r#"{"level":"ERROR","msg":"boom\n  at a.b(c)\n  at d.e(f)"}"#);
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"level":"ERROR","msg":"boom\n  at a.b(c)\n  at d.e(f)"}"#
+        );
         assert!(parse_all(&*p, "orphan line").is_err());
-        let out = parse_all(&*p, "2024-01-01 00:00:02 INFO next\n2024-01-01 00:00:03 WARN last").unwrap();
-        assert_eq!(out.len(), 1, "with /m the first msg takes the rest of the text");
+        let out = parse_all(
+            &*p,
+            "2024-01-01 00:00:02 INFO next\n2024-01-01 00:00:03 WARN last",
+        )
+        .unwrap();
+        assert_eq!(
+            out.len(),
+            1,
+            "with /m the first msg takes the rest of the text"
+        );
     }
 
     #[test]
@@ -200,7 +239,10 @@ mod tests {
         );
         assert!(res.is_err());
         assert_eq!(out.len(), 1);
-        assert_eq!(json(&out[0].1), r#"{"method":"GET","path":"/users","ctrl":"UsersController#index","code":"200"}"#);
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"method":"GET","path":"/users","ctrl":"UsersController#index","code":"200"}"#
+        );
     }
 
     #[test]
@@ -213,7 +255,10 @@ mod tests {
             "@type multiline\nformat21 /(?<a>x)/",
             "@type multiline\nformat1 /(?<a>x)/\nformat_firstline nope",
         ] {
-            assert!(crate::plugins::new_parser(&section(body), &ctx).is_err(), "{body}");
+            assert!(
+                crate::plugins::new_parser(&section(body), &ctx).is_err(),
+                "{body}"
+            );
         }
         let p = parser("@type multiline\nformat1 /^(?<a>\\d+)/\nunmatched_lines true");
         let out = parse_all(&*p, "abc").unwrap();
