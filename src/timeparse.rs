@@ -321,7 +321,7 @@ fn parse_float(v: &Value) -> Result<EventTime, String> {
     let sec = crate::config_parser::types::ruby_to_i(sec_s);
     let nsec = crate::config_parser::types::ruby_to_i(&nsec_s);
     // Ten digits can exceed a second; carry as Ruby's rational time would.
-    let sec = sec + nsec.div_euclid(1_000_000_000);
+    let sec = sec.saturating_add(nsec.div_euclid(1_000_000_000));
     let nsec = nsec.rem_euclid(1_000_000_000);
     Ok(EventTime::new(sec, nsec as u32))
 }
