@@ -266,8 +266,11 @@ fn ruby_float_ok(v: &Value) -> bool {
             let t = String::from_utf8_lossy(s);
             let t = t.trim().replace('_', "");
             !t.is_empty()
-                && (t.parse::<f64>().is_ok_and(|f| !t.contains(['i', 'I', 'n', 'N']) || f.is_finite())
-                    || t.strip_prefix("0x").is_some_and(|h| i64::from_str_radix(h, 16).is_ok()))
+                && (t
+                    .parse::<f64>()
+                    .is_ok_and(|f| !t.contains(['i', 'I', 'n', 'N']) || f.is_finite())
+                    || t.strip_prefix("0x")
+                        .is_some_and(|h| i64::from_str_radix(h, 16).is_ok()))
         }
         _ => false,
     }
@@ -318,7 +321,7 @@ fn parse_float(v: &Value) -> Result<EventTime, String> {
     let sec = crate::config_parser::types::ruby_to_i(sec_s);
     let nsec = crate::config_parser::types::ruby_to_i(&nsec_s);
     // Ten digits can exceed a second; carry as Ruby's rational time would.
-    let sec = sec + nsec.div_euclid(1_000_000_000);
+    let sec = sec.saturating_add(nsec.div_euclid(1_000_000_000));
     let nsec = nsec.rem_euclid(1_000_000_000);
     Ok(EventTime::new(sec, nsec as u32))
 }
@@ -330,7 +333,11 @@ pub fn ruby_float_to_s(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     let a = f.abs();
     if a == 0.0 || (1e-4..1e16).contains(&a) {
@@ -591,11 +598,27 @@ impl Plan {
 }
 
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 const WDAYS: [&str; 7] = [
-    "sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
 ];
 
 fn starts_ci(s: &[u8], w: &[u8]) -> bool {
@@ -947,9 +970,9 @@ fn parse_free(s: &[u8]) -> Option<Fields> {
             }
         } else if (c == b'+' || c == b'-') && f.offset.is_none() && found {
             let mut z = i;
-            if let Some(o) = numeric_offset(s, &mut z).filter(|_| {
-                i > 0 && s[i - 1] == b' ' && (z - i) >= 3
-            }) {
+            if let Some(o) =
+                numeric_offset(s, &mut z).filter(|_| i > 0 && s[i - 1] == b' ' && (z - i) >= 3)
+            {
                 f.offset = Some(o);
                 i = z;
                 toks.push(Tok::Sep(b' '));
@@ -968,7 +991,13 @@ fn parse_free(s: &[u8]) -> Option<Fields> {
     let mut k = 0;
     let mut date = false;
     while k < n && !date {
-        match (&toks[k], toks.get(k + 1), toks.get(k + 2), toks.get(k + 3), toks.get(k + 4)) {
+        match (
+            &toks[k],
+            toks.get(k + 1),
+            toks.get(k + 2),
+            toks.get(k + 3),
+            toks.get(k + 4),
+        ) {
             (
                 Tok::Num(a, la),
                 Some(Tok::Sep(s1)),
@@ -1097,10 +1126,22 @@ mod tests {
     #[test]
     fn strptime_with_offsets_case_124() {
         let tp = p("%Y-%m-%dT%H:%M:%S%z");
-        assert_eq!(t(&tp, "2024-01-02T03:04:05+0000"), EventTime::new(utc(2024, 1, 2, 3, 4, 5), 0));
-        assert_eq!(t(&tp, "2024-01-02T03:04:05+0900"), EventTime::new(utc(2024, 1, 1, 18, 4, 5), 0));
-        assert_eq!(t(&tp, "2024-01-02T03:04:05Z"), EventTime::new(utc(2024, 1, 2, 3, 4, 5), 0));
-        assert_eq!(t(&tp, "2024-01-02T03:04:05-07:00"), EventTime::new(utc(2024, 1, 2, 10, 4, 5), 0));
+        assert_eq!(
+            t(&tp, "2024-01-02T03:04:05+0000"),
+            EventTime::new(utc(2024, 1, 2, 3, 4, 5), 0)
+        );
+        assert_eq!(
+            t(&tp, "2024-01-02T03:04:05+0900"),
+            EventTime::new(utc(2024, 1, 1, 18, 4, 5), 0)
+        );
+        assert_eq!(
+            t(&tp, "2024-01-02T03:04:05Z"),
+            EventTime::new(utc(2024, 1, 2, 3, 4, 5), 0)
+        );
+        assert_eq!(
+            t(&tp, "2024-01-02T03:04:05-07:00"),
+            EventTime::new(utc(2024, 1, 2, 10, 4, 5), 0)
+        );
     }
 
     #[test]
@@ -1110,7 +1151,10 @@ mod tests {
             t(&tp, "2024-02-21T10:31:27.810781647Z"),
             EventTime::new(utc(2024, 2, 21, 10, 31, 27), 810_781_647)
         );
-        assert_eq!(t(&tp, "2024-02-21T10:31:27.5Z"), EventTime::new(utc(2024, 2, 21, 10, 31, 27), 500_000_000));
+        assert_eq!(
+            t(&tp, "2024-02-21T10:31:27.5Z"),
+            EventTime::new(utc(2024, 2, 21, 10, 31, 27), 500_000_000)
+        );
         let l = p("%Y-%m-%dT%H:%M:%S.%L%z");
         assert_eq!(
             t(&l, "2024-08-24T05:14:15.000003-07:00"),
@@ -1121,17 +1165,45 @@ mod tests {
 
     #[test]
     fn timezone_parameter_case_129() {
-        let tp =
-            TimeParser::new(TimeType::String, Some("%Y-%m-%d %H:%M:%S"), true, false, Some("+09:00"), &[])
-                .unwrap();
-        assert_eq!(t(&tp, "2024-01-02 09:00:00"), EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0));
-        let tp = TimeParser::new(TimeType::String, Some("%Y-%m-%d %H:%M:%S"), true, false, Some("-0700"), &[])
-            .unwrap();
-        assert_eq!(t(&tp, "2024-01-02 00:00:00"), EventTime::new(utc(2024, 1, 2, 7, 0, 0), 0));
-        let tp =
-            TimeParser::new(TimeType::String, Some("%Y-%m-%d %H:%M:%S"), true, false, Some("Asia/Tokyo"), &[])
-                .unwrap();
-        assert_eq!(t(&tp, "2024-01-02 09:00:00"), EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0));
+        let tp = TimeParser::new(
+            TimeType::String,
+            Some("%Y-%m-%d %H:%M:%S"),
+            true,
+            false,
+            Some("+09:00"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            t(&tp, "2024-01-02 09:00:00"),
+            EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0)
+        );
+        let tp = TimeParser::new(
+            TimeType::String,
+            Some("%Y-%m-%d %H:%M:%S"),
+            true,
+            false,
+            Some("-0700"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            t(&tp, "2024-01-02 00:00:00"),
+            EventTime::new(utc(2024, 1, 2, 7, 0, 0), 0)
+        );
+        let tp = TimeParser::new(
+            TimeType::String,
+            Some("%Y-%m-%d %H:%M:%S"),
+            true,
+            false,
+            Some("Asia/Tokyo"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            t(&tp, "2024-01-02 09:00:00"),
+            EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0)
+        );
         let ny = TimeParser::new(
             TimeType::String,
             Some("%Y-%m-%d %H:%M:%S"),
@@ -1141,15 +1213,32 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(t(&ny, "2024-07-01 12:00:00"), EventTime::new(utc(2024, 7, 1, 16, 0, 0), 0));
-        assert_eq!(t(&ny, "2024-01-01 12:00:00"), EventTime::new(utc(2024, 1, 1, 17, 0, 0), 0));
-        assert!(TimeParser::new(TimeType::String, Some("%Y"), true, false, Some("Mars/Base"), &[]).is_err());
+        assert_eq!(
+            t(&ny, "2024-07-01 12:00:00"),
+            EventTime::new(utc(2024, 7, 1, 16, 0, 0), 0)
+        );
+        assert_eq!(
+            t(&ny, "2024-01-01 12:00:00"),
+            EventTime::new(utc(2024, 1, 1, 17, 0, 0), 0)
+        );
+        assert!(TimeParser::new(
+            TimeType::String,
+            Some("%Y"),
+            true,
+            false,
+            Some("Mars/Base"),
+            &[]
+        )
+        .is_err());
     }
 
     #[test]
     fn bad_time_is_an_error_case_130() {
         let tp = p("%Y-%m-%d");
-        assert_eq!(t(&tp, "2024-01-02"), EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0));
+        assert_eq!(
+            t(&tp, "2024-01-02"),
+            EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0)
+        );
         assert!(tp.parse(&Value::str("garbage")).is_err());
         assert!(tp.parse(&Value::Int(5)).is_err());
     }
@@ -1157,7 +1246,10 @@ mod tests {
     #[test]
     fn iso8601_case_127() {
         let tp = p("%iso8601");
-        assert_eq!(t(&tp, "2024-01-02T03:04:05Z"), EventTime::new(utc(2024, 1, 2, 3, 4, 5), 0));
+        assert_eq!(
+            t(&tp, "2024-01-02T03:04:05Z"),
+            EventTime::new(utc(2024, 1, 2, 3, 4, 5), 0)
+        );
         assert_eq!(
             t(&tp, "2024-01-02T03:04:05.123456789+02:00"),
             EventTime::new(utc(2024, 1, 2, 1, 4, 5), 123_456_789)
@@ -1172,16 +1264,29 @@ mod tests {
     #[test]
     fn numeric_types_cases_126_171() {
         let f = TimeParser::new(TimeType::Float, None, true, false, None, &[]).unwrap();
-        assert_eq!(f.parse(&Value::Float(1700000000.123456)).unwrap(), EventTime::new(1700000000, 123_456_000));
-        assert_eq!(f.parse(&Value::Int(1700000001)).unwrap(), EventTime::new(1700000001, 0));
         assert_eq!(
-            f.parse(&Value::str("2024-02-21T10:31:27.810781647Z")).unwrap(),
+            f.parse(&Value::Float(1700000000.123456)).unwrap(),
+            EventTime::new(1700000000, 123_456_000)
+        );
+        assert_eq!(
+            f.parse(&Value::Int(1700000001)).unwrap(),
+            EventTime::new(1700000001, 0)
+        );
+        assert_eq!(
+            f.parse(&Value::str("2024-02-21T10:31:27.810781647Z"))
+                .unwrap(),
             EventTime::new(2024, 810_781_647)
         );
-        assert_eq!(f.parse(&Value::str("2024-02-21T10:31:29Z")).unwrap(), EventTime::new(2024, 0));
+        assert_eq!(
+            f.parse(&Value::str("2024-02-21T10:31:29Z")).unwrap(),
+            EventTime::new(2024, 0)
+        );
         assert!(f.parse(&Value::Nil).is_err());
         let u = TimeParser::new(TimeType::Unixtime, None, true, false, None, &[]).unwrap();
-        assert_eq!(u.parse(&Value::str("1700000000")).unwrap(), EventTime::new(1700000000, 0));
+        assert_eq!(
+            u.parse(&Value::str("1700000000")).unwrap(),
+            EventTime::new(1700000000, 0)
+        );
         assert_eq!(u.parse(&Value::Float(12.9)).unwrap(), EventTime::new(12, 0));
     }
 
@@ -1189,7 +1294,10 @@ mod tests {
     fn mixed_case_155() {
         let fb = vec!["unixtime".to_string(), "%iso8601".to_string()];
         let m = TimeParser::new(TimeType::Mixed, None, true, false, None, &fb).unwrap();
-        assert_eq!(m.parse(&Value::str("1700000000")).unwrap(), EventTime::new(1700000000, 0));
+        assert_eq!(
+            m.parse(&Value::str("1700000000")).unwrap(),
+            EventTime::new(1700000000, 0)
+        );
         assert_eq!(
             m.parse(&Value::str("2024-01-02T03:04:05Z")).unwrap(),
             EventTime::new(utc(2024, 1, 2, 3, 4, 5), 0)
@@ -1200,18 +1308,38 @@ mod tests {
 
     #[test]
     fn no_year_uses_current_year_case_156() {
-        let tp = TimeParser::new(TimeType::String, Some("%b %d %H:%M:%S"), false, true, None, &[]).unwrap();
+        let tp = TimeParser::new(
+            TimeType::String,
+            Some("%b %d %H:%M:%S"),
+            false,
+            true,
+            None,
+            &[],
+        )
+        .unwrap();
         let y = chrono::Utc::now().year() as i64;
-        assert_eq!(t(&tp, "Mar 14 15:09:26"), EventTime::new(utc(y, 3, 14, 15, 9, 26), 0));
+        assert_eq!(
+            t(&tp, "Mar 14 15:09:26"),
+            EventTime::new(utc(y, 3, 14, 15, 9, 26), 0)
+        );
         // syslog squeezes "Feb  5" to "Feb 5"; both forms parse.
-        assert_eq!(t(&tp, "Feb  5 17:32:18"), EventTime::new(utc(y, 2, 5, 17, 32, 18), 0));
+        assert_eq!(
+            t(&tp, "Feb  5 17:32:18"),
+            EventTime::new(utc(y, 2, 5, 17, 32, 18), 0)
+        );
     }
 
     #[test]
     fn apache_format_cases_143_145() {
         let tp = p("%d/%b/%Y:%H:%M:%S %z");
-        assert_eq!(t(&tp, "10/Oct/2023:13:55:36 -0700"), EventTime::new(utc(2023, 10, 10, 20, 55, 36), 0));
-        assert_eq!(t(&tp, "10/Oct/2023:13:55:37 +0200"), EventTime::new(utc(2023, 10, 10, 11, 55, 37), 0));
+        assert_eq!(
+            t(&tp, "10/Oct/2023:13:55:36 -0700"),
+            EventTime::new(utc(2023, 10, 10, 20, 55, 36), 0)
+        );
+        assert_eq!(
+            t(&tp, "10/Oct/2023:13:55:37 +0200"),
+            EventTime::new(utc(2023, 10, 10, 11, 55, 37), 0)
+        );
     }
 
     #[test]
@@ -1219,15 +1347,30 @@ mod tests {
         let tp = p("%s");
         assert_eq!(t(&tp, "1700000000"), EventTime::new(1700000000, 0));
         let tp = p("%F %T.%3N");
-        assert_eq!(t(&tp, "2024-01-02 03:04:05.123"), EventTime::new(utc(2024, 1, 2, 3, 4, 5), 123_000_000));
+        assert_eq!(
+            t(&tp, "2024-01-02 03:04:05.123"),
+            EventTime::new(utc(2024, 1, 2, 3, 4, 5), 123_000_000)
+        );
         let tp = p("%y%m%d %I:%M %p");
-        assert_eq!(t(&tp, "240102 03:04 PM"), EventTime::new(utc(2024, 1, 2, 15, 4, 0), 0));
+        assert_eq!(
+            t(&tp, "240102 03:04 PM"),
+            EventTime::new(utc(2024, 1, 2, 15, 4, 0), 0)
+        );
         let tp = p("%Y %j");
-        assert_eq!(t(&tp, "2024 60"), EventTime::new(utc(2024, 2, 29, 0, 0, 0), 0));
+        assert_eq!(
+            t(&tp, "2024 60"),
+            EventTime::new(utc(2024, 2, 29, 0, 0, 0), 0)
+        );
         let tp = p("%a %B %e %Y");
-        assert_eq!(t(&tp, "Tue January  2 2024"), EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0));
+        assert_eq!(
+            t(&tp, "Tue January  2 2024"),
+            EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0)
+        );
         let tp = p("%Y-%m-%d %H:%M:%S %Z");
-        assert_eq!(t(&tp, "2024-01-02 09:00:00 JST"), EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0));
+        assert_eq!(
+            t(&tp, "2024-01-02 09:00:00 JST"),
+            EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0)
+        );
         assert!(Plan::compile("%Y %Q").is_ok());
         assert!(Plan::compile("%Y %E").is_err());
     }
@@ -1235,17 +1378,38 @@ mod tests {
     #[test]
     fn free_form_like_time_parse() {
         let tp = TimeParser::new(TimeType::String, None, true, false, None, &[]).unwrap();
-        assert_eq!(t(&tp, "Wed Oct 11 14:32:52 2023"), EventTime::new(utc(2023, 10, 11, 14, 32, 52), 0));
+        assert_eq!(
+            t(&tp, "Wed Oct 11 14:32:52 2023"),
+            EventTime::new(utc(2023, 10, 11, 14, 32, 52), 0)
+        );
         assert_eq!(
             t(&tp, "2024-02-21T10:31:27.810781647Z"),
             EventTime::new(utc(2024, 2, 21, 10, 31, 27), 810_781_647)
         );
-        assert_eq!(t(&tp, "2013-09-18 12:00:00 +0900"), EventTime::new(utc(2013, 9, 18, 3, 0, 0), 0));
-        assert_eq!(t(&tp, "10/Oct/2023:13:55:36 -0700"), EventTime::new(utc(2023, 10, 10, 20, 55, 36), 0));
-        assert_eq!(t(&tp, "2024/01/02 03:04:05"), EventTime::new(utc(2024, 1, 2, 3, 4, 5), 0));
-        assert_eq!(t(&tp, "Tue, 02 Jan 2024 03:04:05 GMT"), EventTime::new(utc(2024, 1, 2, 3, 4, 5), 0));
-        assert_eq!(t(&tp, "2024-01-02"), EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0));
-        assert_eq!(t(&tp, "01/02/2024 10:00 pm"), EventTime::new(utc(2024, 1, 2, 22, 0, 0), 0));
+        assert_eq!(
+            t(&tp, "2013-09-18 12:00:00 +0900"),
+            EventTime::new(utc(2013, 9, 18, 3, 0, 0), 0)
+        );
+        assert_eq!(
+            t(&tp, "10/Oct/2023:13:55:36 -0700"),
+            EventTime::new(utc(2023, 10, 10, 20, 55, 36), 0)
+        );
+        assert_eq!(
+            t(&tp, "2024/01/02 03:04:05"),
+            EventTime::new(utc(2024, 1, 2, 3, 4, 5), 0)
+        );
+        assert_eq!(
+            t(&tp, "Tue, 02 Jan 2024 03:04:05 GMT"),
+            EventTime::new(utc(2024, 1, 2, 3, 4, 5), 0)
+        );
+        assert_eq!(
+            t(&tp, "2024-01-02"),
+            EventTime::new(utc(2024, 1, 2, 0, 0, 0), 0)
+        );
+        assert_eq!(
+            t(&tp, "01/02/2024 10:00 pm"),
+            EventTime::new(utc(2024, 1, 2, 22, 0, 0), 0)
+        );
         assert!(tp.parse(&Value::str("garbage")).is_err());
         assert!(tp.parse(&Value::str("")).is_err());
     }

@@ -262,7 +262,10 @@ impl<'a> Decoder<'a> {
             if !c.is_ascii_digit() {
                 break;
             }
-            match acc.checked_mul(10).and_then(|a| a.checked_add((c - b'0') as u64)) {
+            match acc
+                .checked_mul(10)
+                .and_then(|a| a.checked_add((c - b'0') as u64))
+            {
                 Some(a) => acc = a,
                 None => overflow = true,
             }
@@ -325,7 +328,10 @@ impl<'a> Decoder<'a> {
         }
         // Beyond 64 bits: keep the digits (without leading zeros), as a Ruby Bignum prints.
         let digits = &b[int_start..i];
-        let nz = digits.iter().position(|&c| c != b'0').unwrap_or(digits.len() - 1);
+        let nz = digits
+            .iter()
+            .position(|&c| c != b'0')
+            .unwrap_or(digits.len() - 1);
         let mut s = String::with_capacity(digits.len() + 1);
         if neg {
             s.push('-');
@@ -360,7 +366,9 @@ mod tests {
 
     #[test]
     fn numbers_as_in_case_079() {
-        let r = rec(r#"{"one":1.0,"tenth":0.1,"negz":-0.0,"big":1e20,"small":1.5e-7,"u64":18446744073709551616,"i64":-9223372036854775808,"huge":1e400,"int":42}"#);
+        let r = rec(
+            r#"{"one":1.0,"tenth":0.1,"negz":-0.0,"big":1e20,"small":1.5e-7,"u64":18446744073709551616,"i64":-9223372036854775808,"huge":1e400,"int":42}"#,
+        );
         assert_eq!(r.get("one"), Some(&Value::Float(1.0)));
         assert_eq!(r.get("tenth"), Some(&Value::Float(0.1)));
         match r.get("negz") {
@@ -369,13 +377,19 @@ mod tests {
         }
         assert_eq!(r.get("big"), Some(&Value::Float(1e20)));
         assert_eq!(r.get("small"), Some(&Value::Float(1.5e-7)));
-        assert_eq!(r.get("u64"), Some(&Value::BigInt("18446744073709551616".into())));
+        assert_eq!(
+            r.get("u64"),
+            Some(&Value::BigInt("18446744073709551616".into()))
+        );
         assert_eq!(r.get("i64"), Some(&Value::Int(i64::MIN)));
         assert_eq!(r.get("huge"), Some(&Value::Float(f64::INFINITY)));
         assert_eq!(r.get("int"), Some(&Value::Int(42)));
         let r = rec(r#"{"a":18446744073709551615,"b":-9223372036854775809,"c":-5}"#);
         assert_eq!(r.get("a"), Some(&Value::UInt(u64::MAX)));
-        assert_eq!(r.get("b"), Some(&Value::BigInt("-9223372036854775809".into())));
+        assert_eq!(
+            r.get("b"),
+            Some(&Value::BigInt("-9223372036854775809".into()))
+        );
         assert_eq!(r.get("c"), Some(&Value::Int(-5)));
     }
 
@@ -433,8 +447,22 @@ mod tests {
     #[test]
     fn errors() {
         for bad in [
-            "", "   ", "not json", "{", "{\"a\":}", "{\"a\" 1}", "{a:1}", "[1,2", "{\"a\":1} x",
-            "{\"a\":1,}", "-", "1.", "1e", "\"abc", "tru", "{\"a\":01x}",
+            "",
+            "   ",
+            "not json",
+            "{",
+            "{\"a\":}",
+            "{\"a\" 1}",
+            "{a:1}",
+            "[1,2",
+            "{\"a\":1} x",
+            "{\"a\":1,}",
+            "-",
+            "1.",
+            "1e",
+            "\"abc",
+            "tru",
+            "{\"a\":01x}",
         ] {
             assert!(parse_value(bad.as_bytes()).is_err(), "{bad:?} should fail");
         }
@@ -453,7 +481,9 @@ mod tests {
         let start = std::time::Instant::now();
         let mut keys = 0usize;
         for _ in 0..n {
-            keys += parse_record(std::hint::black_box(line)).map(|r| r.len()).unwrap_or(0);
+            keys += parse_record(std::hint::black_box(line))
+                .map(|r| r.len())
+                .unwrap_or(0);
         }
         let secs = start.elapsed().as_secs_f64();
         let mb = (line.len() * n) as f64 / 1e6;

@@ -158,10 +158,16 @@ pub struct ParserCommon {
 }
 
 impl ParserCommon {
-    pub fn build(p: &CommonParams, d: Defaults, elem: &Element) -> Result<ParserCommon, ConfigError> {
+    pub fn build(
+        p: &CommonParams,
+        d: Defaults,
+        elem: &Element,
+    ) -> Result<ParserCommon, ConfigError> {
         if let (Some(l), Some(u)) = (p.localtime, p.utc) {
             if l == u {
-                return Err(elem.error("both of utc and localtime are specified, use only one of them"));
+                return Err(
+                    elem.error("both of utc and localtime are specified, use only one of them")
+                );
             }
         }
         let (localtime, utc) = match (p.localtime, p.utc) {
@@ -188,8 +194,8 @@ impl ParserCommon {
         let mut types = Vec::new();
         if let Some(t) = &p.types {
             for (field, def) in t {
-                let conv = build_converter(field, def, localtime, utc)
-                    .map_err(|e| elem.error(e))?;
+                let conv =
+                    build_converter(field, def, localtime, utc).map_err(|e| elem.error(e))?;
                 types.push((field.as_bytes().to_vec(), conv));
             }
         }
@@ -256,7 +262,10 @@ impl ParserCommon {
             }
             if let Value::Str(s) = &*v {
                 let empty_null = self.null_empty_string && s.is_empty();
-                let pattern_null = self.null_value_pattern.as_ref().is_some_and(|r| r.is_match(s));
+                let pattern_null = self
+                    .null_value_pattern
+                    .as_ref()
+                    .is_some_and(|r| r.is_match(s));
                 if empty_null || pattern_null {
                     *v = Value::Nil;
                     continue;
@@ -278,7 +287,12 @@ impl ParserCommon {
 
 const TIME_TYPES: [&str; 4] = ["string", "unixtime", "float", "mixed"];
 
-fn build_converter(field: &str, def: &str, localtime: bool, utc: bool) -> Result<Converter, String> {
+fn build_converter(
+    field: &str,
+    def: &str,
+    localtime: bool,
+    utc: bool,
+) -> Result<Converter, String> {
     let (ty, option) = match def.split_once(':') {
         Some((t, o)) => (t, Some(o)),
         None => (def, None),
@@ -315,7 +329,11 @@ fn build_converter(field: &str, def: &str, localtime: bool, utc: bool) -> Result
             }
             Converter::Time(TimeParser::new(time_type, fmt, localtime, utc, tz, &[])?)
         }
-        _ => return Err(format!("unknown value conversion for key:'{field}', type:'{ty}'")),
+        _ => {
+            return Err(format!(
+                "unknown value conversion for key:'{field}', type:'{ty}'"
+            ))
+        }
     })
 }
 
@@ -427,8 +445,12 @@ pub(crate) mod test_support {
 
     pub fn section(body: &str) -> Element {
         let text = format!("<parse>\n{body}\n</parse>\n");
-        let root = crate::config_parser::parse_str(&text, std::path::Path::new("test.conf"), &Default::default())
-            .expect("config parses");
+        let root = crate::config_parser::parse_str(
+            &text,
+            std::path::Path::new("test.conf"),
+            &Default::default(),
+        )
+        .expect("config parses");
         root.elements.into_iter().next().expect("one section")
     }
 
@@ -439,11 +461,17 @@ pub(crate) mod test_support {
         }
     }
 
-    pub fn parse_all(p: &dyn Parser, line: &str) -> Result<Vec<(Option<EventTime>, Record)>, ParserError> {
+    pub fn parse_all(
+        p: &dyn Parser,
+        line: &str,
+    ) -> Result<Vec<(Option<EventTime>, Record)>, ParserError> {
         parse_bytes(p, line.as_bytes())
     }
 
-    pub fn parse_bytes(p: &dyn Parser, line: &[u8]) -> Result<Vec<(Option<EventTime>, Record)>, ParserError> {
+    pub fn parse_bytes(
+        p: &dyn Parser,
+        line: &[u8],
+    ) -> Result<Vec<(Option<EventTime>, Record)>, ParserError> {
         let mut out = Vec::new();
         p.parse(line, &mut |t, r| out.push((t, r)))?;
         Ok(out)
@@ -479,7 +507,10 @@ pub(crate) mod test_support {
     }
 
     pub fn utc(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, ns: u32) -> EventTime {
-        EventTime::new(crate::timeparse::days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s, ns)
+        EventTime::new(
+            crate::timeparse::days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s,
+            ns,
+        )
     }
 }
 
@@ -496,12 +527,18 @@ mod tests {
     }
 
     fn rec(pairs: &[(&str, Value)]) -> Record {
-        pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
+            .collect()
     }
 
     #[test]
     fn types_case_131() {
-        let c = common("types a:integer,b:float,c:bool,d:string,e:array", Defaults::TIME_KEY);
+        let c = common(
+            "types a:integer,b:float,c:bool,d:string,e:array",
+            Defaults::TIME_KEY,
+        );
         let mut r = rec(&[
             ("a", Value::str("42")),
             ("b", Value::str("1.5")),
@@ -510,7 +547,10 @@ mod tests {
             ("e", Value::str("x,y,z")),
         ]);
         c.convert_values(&mut r);
-        assert_eq!(test_support::json(&r), r#"{"a":42,"b":1.5,"c":true,"d":"7","e":["x","y","z"]}"#);
+        assert_eq!(
+            test_support::json(&r),
+            r#"{"a":42,"b":1.5,"c":true,"d":"7","e":["x","y","z"]}"#
+        );
         let mut r = rec(&[
             ("a", Value::str("4x")),
             ("b", Value::str("zz")),
@@ -519,7 +559,10 @@ mod tests {
             ("e", Value::str("one")),
         ]);
         c.convert_values(&mut r);
-        assert_eq!(test_support::json(&r), r#"{"a":4,"b":0.0,"c":false,"d":null,"e":["one"]}"#);
+        assert_eq!(
+            test_support::json(&r),
+            r#"{"a":4,"b":0.0,"c":false,"d":null,"e":["one"]}"#
+        );
     }
 
     #[test]
@@ -528,15 +571,28 @@ mod tests {
         let mut r = rec(&[("at", Value::str("2024-01-02")), ("i", Value::Int(1))]);
         c.convert_values(&mut r);
         assert_eq!(test_support::json(&r), r#"{"at":1704153600,"i":1}"#);
-        let c = common("types at:time:unixtime, b:time:Asia/Tokyo:%Y-%m-%d %H", Defaults::TIME_KEY);
-        let mut r = rec(&[("at", Value::str("12")), ("b", Value::str("2024-01-02 09")), ("c", Value::str("x"))]);
+        let c = common(
+            "types at:time:unixtime, b:time:Asia/Tokyo:%Y-%m-%d %H",
+            Defaults::TIME_KEY,
+        );
+        let mut r = rec(&[
+            ("at", Value::str("12")),
+            ("b", Value::str("2024-01-02 09")),
+            ("c", Value::str("x")),
+        ]);
         c.convert_values(&mut r);
-        assert_eq!(test_support::json(&r), r#"{"at":12,"b":1704153600,"c":"x"}"#);
+        assert_eq!(
+            test_support::json(&r),
+            r#"{"at":12,"b":1704153600,"c":"x"}"#
+        );
     }
 
     #[test]
     fn null_handling_case_153() {
-        let c = common("null_value_pattern /^(-|n\\/a)$/\nnull_empty_string true", Defaults::TIME_KEY);
+        let c = common(
+            "null_value_pattern /^(-|n\\/a)$/\nnull_empty_string true",
+            Defaults::TIME_KEY,
+        );
         let mut r = rec(&[
             ("a", Value::str("-")),
             ("b", Value::str("n/a")),
@@ -544,15 +600,29 @@ mod tests {
             ("d", Value::str("ok")),
         ]);
         c.convert_values(&mut r);
-        assert_eq!(test_support::json(&r), r#"{"a":null,"b":null,"c":null,"d":"ok"}"#);
+        assert_eq!(
+            test_support::json(&r),
+            r#"{"a":null,"b":null,"c":null,"d":"ok"}"#
+        );
     }
 
     #[test]
     fn time_extraction_and_keep_time_key() {
-        let c = common("time_format %Y-%m-%d %H:%M:%S\ntime_key ts\nkeep_time_key true", Defaults::TIME_KEY);
-        let (t, r) = c.finish(rec(&[("ts", Value::str("2024-05-06 07:08:09")), ("a", Value::Int(1))])).unwrap();
+        let c = common(
+            "time_format %Y-%m-%d %H:%M:%S\ntime_key ts\nkeep_time_key true",
+            Defaults::TIME_KEY,
+        );
+        let (t, r) = c
+            .finish(rec(&[
+                ("ts", Value::str("2024-05-06 07:08:09")),
+                ("a", Value::Int(1)),
+            ]))
+            .unwrap();
         assert_eq!(t, Some(test_support::utc(2024, 5, 6, 7, 8, 9, 0)));
-        assert_eq!(test_support::json(&r), r#"{"ts":"2024-05-06 07:08:09","a":1}"#);
+        assert_eq!(
+            test_support::json(&r),
+            r#"{"ts":"2024-05-06 07:08:09","a":1}"#
+        );
         let c = common("estimate_current_event false", Defaults::TIME_KEY);
         let (t, _) = c.finish(rec(&[("i", Value::Int(2))])).unwrap();
         assert_eq!(t, None);
@@ -563,20 +633,41 @@ mod tests {
     #[test]
     fn config_errors() {
         let e = test_support::section("localtime true\nutc true");
-        let c: CommonOnly = crate::plugins::PluginContext::for_tests().configure(&e, "t").unwrap();
+        let c: CommonOnly = crate::plugins::PluginContext::for_tests()
+            .configure(&e, "t")
+            .unwrap();
         assert!(ParserCommon::build(&c.common(), Defaults::NONE, &e).is_err());
         let e = test_support::section("types a:nope");
-        let c: CommonOnly = crate::plugins::PluginContext::for_tests().configure(&e, "t").unwrap();
-        let err = ParserCommon::build(&c.common(), Defaults::NONE, &e).err().unwrap();
-        assert_eq!(err.message, "unknown value conversion for key:'a', type:'nope'");
+        let c: CommonOnly = crate::plugins::PluginContext::for_tests()
+            .configure(&e, "t")
+            .unwrap();
+        let err = ParserCommon::build(&c.common(), Defaults::NONE, &e)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.message,
+            "unknown value conversion for key:'a', type:'nope'"
+        );
     }
 
     #[test]
     fn splits() {
-        assert_eq!(ruby_split(b"a,b,,", b","), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            ruby_split(b"a,b,,", b","),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
         assert_eq!(ruby_split(b"", b","), Vec::<Vec<u8>>::new());
-        assert_eq!(ruby_split(b"  a  b ", b" "), vec![b"a".to_vec(), b"b".to_vec()]);
-        assert_eq!(ruby_split_limit(b"1\t\t", b"\t", 3), vec![&b"1"[..], b"", b""]);
-        assert_eq!(ruby_split_limit(b"a\tb\tc\td", b"\t", 3), vec![&b"a"[..], b"b", b"c\td"]);
+        assert_eq!(
+            ruby_split(b"  a  b ", b" "),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(
+            ruby_split_limit(b"1\t\t", b"\t", 3),
+            vec![&b"1"[..], b"", b""]
+        );
+        assert_eq!(
+            ruby_split_limit(b"a\tb\tc\td", b"\t", 3),
+            vec![&b"a"[..], b"b", b"c\td"]
+        );
     }
 }

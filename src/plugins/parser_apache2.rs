@@ -25,7 +25,9 @@ pub struct Apache2Parser {
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, ConfigError> {
     let conf: Apache2ParserConf = ctx.configure(elem, "apache2")?;
     let common = ParserCommon::build(&conf.common(), super::parser::Defaults::NONE, elem)?;
-    let time_parser = common.time_parser_with_format(TIME_FORMAT).map_err(|e| elem.error(e))?;
+    let time_parser = common
+        .time_parser_with_format(TIME_FORMAT)
+        .map_err(|e| elem.error(e))?;
     let re = RubyRegex::new(EXPRESSION, "").map_err(|e| elem.error(e))?;
     Ok(Box::new(Apache2Parser {
         re: NamedRegex::new(re),
@@ -65,9 +67,22 @@ impl Parser for Apache2Parser {
         let mut r = Record::with_capacity(9);
         r.push_unchecked(b"host".to_vec(), dash_nil(m.get("host")));
         r.push_unchecked(b"user".to_vec(), dash_nil(m.get("user")));
-        r.push_unchecked(b"method".to_vec(), m.get("method").cloned().unwrap_or(Value::Nil));
-        r.push_unchecked(b"path".to_vec(), m.get("path").cloned().unwrap_or(Value::Nil));
-        r.push_unchecked(b"code".to_vec(), if code == 0 { Value::Nil } else { Value::Int(code) });
+        r.push_unchecked(
+            b"method".to_vec(),
+            m.get("method").cloned().unwrap_or(Value::Nil),
+        );
+        r.push_unchecked(
+            b"path".to_vec(),
+            m.get("path").cloned().unwrap_or(Value::Nil),
+        );
+        r.push_unchecked(
+            b"code".to_vec(),
+            if code == 0 {
+                Value::Nil
+            } else {
+                Value::Int(code)
+            },
+        );
         r.push_unchecked(b"size".to_vec(), size);
         r.push_unchecked(b"referer".to_vec(), dash_nil(m.get("referer")));
         r.push_unchecked(b"agent".to_vec(), dash_nil(m.get("agent")));
@@ -92,7 +107,11 @@ mod tests {
             json(&out[0].1),
             r#"{"host":"192.168.0.1","user":"frank","method":"GET","path":"/a.gif","code":200,"size":2326,"referer":"http://x/","agent":"Mozilla/5.0"}"#
         );
-        let out = parse_all(&*p, r#"10.0.0.2 - - [10/Oct/2023:13:55:37 +0000] "POST /api HTTP/1.1" 304 - "-" "curl/8""#).unwrap();
+        let out = parse_all(
+            &*p,
+            r#"10.0.0.2 - - [10/Oct/2023:13:55:37 +0000] "POST /api HTTP/1.1" 304 - "-" "curl/8""#,
+        )
+        .unwrap();
         assert_eq!(out[0].0, Some(utc(2023, 10, 10, 13, 55, 37, 0)));
         assert_eq!(
             json(&out[0].1),

@@ -126,7 +126,9 @@ fn parse_fast(text: &[u8], sep: &[u8]) -> Vec<Value> {
                 Value::Str(strip_quotes(&merged).to_vec())
             }
             1 => Value::Str(col.to_vec()),
-            2 if col.starts_with(b"\"") && col.ends_with(b"\"") => Value::Str(strip_quotes(col).to_vec()),
+            2 if col.starts_with(b"\"") && col.ends_with(b"\"") => {
+                Value::Str(strip_quotes(col).to_vec())
+            }
             2 => Value::Str(col.to_vec()),
             _ => {
                 let inner = if col.starts_with(b"\"") && col.ends_with(b"\"") {
@@ -189,10 +191,22 @@ mod tests {
     #[test]
     fn case_138() {
         let p = parser("@type csv\nkeys a,b,c");
-        assert_eq!(json(&parse_all(&*p, r#"x,"y, z","q""uote""#).unwrap()[0].1), r#"{"a":"x","b":"y, z","c":"q\"uote"}"#);
-        assert_eq!(json(&parse_all(&*p, "1,,").unwrap()[0].1), r#"{"a":"1","b":null,"c":null}"#);
-        assert_eq!(json(&parse_all(&*p, "only").unwrap()[0].1), r#"{"a":"only","b":null,"c":null}"#);
-        assert_eq!(json(&parse_all(&*p, r#""",x"#).unwrap()[0].1), r#"{"a":"","b":"x","c":null}"#);
+        assert_eq!(
+            json(&parse_all(&*p, r#"x,"y, z","q""uote""#).unwrap()[0].1),
+            r#"{"a":"x","b":"y, z","c":"q\"uote"}"#
+        );
+        assert_eq!(
+            json(&parse_all(&*p, "1,,").unwrap()[0].1),
+            r#"{"a":"1","b":null,"c":null}"#
+        );
+        assert_eq!(
+            json(&parse_all(&*p, "only").unwrap()[0].1),
+            r#"{"a":"only","b":null,"c":null}"#
+        );
+        assert_eq!(
+            json(&parse_all(&*p, r#""",x"#).unwrap()[0].1),
+            r#"{"a":"","b":"x","c":null}"#
+        );
         assert!(parse_all(&*p, r#"a"b,c"#).is_err());
         assert!(parse_all(&*p, r#""abc"#).is_err());
         assert!(parse_all(&*p, r#""a"b,c"#).is_err());
@@ -201,9 +215,18 @@ mod tests {
     #[test]
     fn fast_engine_and_delimiter() {
         let p = parser("@type csv\nkeys a,b,c\nparser_engine fast");
-        assert_eq!(json(&parse_all(&*p, r#"x,"y, z","q""uote""#).unwrap()[0].1), r#"{"a":"x","b":"y, z","c":"q\"uote"}"#);
-        assert_eq!(json(&parse_all(&*p, "1,,").unwrap()[0].1), r#"{"a":"1","b":null,"c":null}"#);
+        assert_eq!(
+            json(&parse_all(&*p, r#"x,"y, z","q""uote""#).unwrap()[0].1),
+            r#"{"a":"x","b":"y, z","c":"q\"uote"}"#
+        );
+        assert_eq!(
+            json(&parse_all(&*p, "1,,").unwrap()[0].1),
+            r#"{"a":"1","b":null,"c":null}"#
+        );
         let p = parser("@type csv\nkeys a,b\ndelimiter |");
-        assert_eq!(json(&parse_all(&*p, "1|2").unwrap()[0].1), r#"{"a":"1","b":"2"}"#);
+        assert_eq!(
+            json(&parse_all(&*p, "1|2").unwrap()[0].1),
+            r#"{"a":"1","b":"2"}"#
+        );
     }
 }

@@ -80,10 +80,21 @@ mod tests {
     #[test]
     fn default_float_time_case_171() {
         let p = parser("@type json");
-        let out = parse_all(&*p, r#"{"time": "2024-02-21T10:31:27.810781647Z", "level": "info", "pid": 1234}"#).unwrap();
-        assert_eq!(out[0].0, Some(crate::event::EventTime::new(2024, 810_781_647)));
+        let out = parse_all(
+            &*p,
+            r#"{"time": "2024-02-21T10:31:27.810781647Z", "level": "info", "pid": 1234}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            out[0].0,
+            Some(crate::event::EventTime::new(2024, 810_781_647))
+        );
         assert_eq!(json(&out[0].1), r#"{"level":"info","pid":1234}"#);
-        let out = parse_all(&*p, r#"{"time": "2024-02-21T10:31:29Z", "detail": {"code": 5}}"#).unwrap();
+        let out = parse_all(
+            &*p,
+            r#"{"time": "2024-02-21T10:31:29Z", "detail": {"code": 5}}"#,
+        )
+        .unwrap();
         assert_eq!(out[0].0, Some(crate::event::EventTime::new(2024, 0)));
         assert_eq!(json(&out[0].1), r#"{"detail":{"code":5}}"#);
     }
@@ -94,7 +105,8 @@ mod tests {
         let out = parse_all(&*p, r#"{"time": "2024-01-02T03:04:05+0900", "a": 2}"#).unwrap();
         assert_eq!(out[0].0, Some(utc(2024, 1, 1, 18, 4, 5, 0)));
         assert_eq!(json(&out[0].1), r#"{"a":2}"#);
-        let p = parser("@type json\ntime_key ts\ntime_format %Y-%m-%d %H:%M:%S\nkeep_time_key true");
+        let p =
+            parser("@type json\ntime_key ts\ntime_format %Y-%m-%d %H:%M:%S\nkeep_time_key true");
         let out = parse_all(&*p, r#"{"ts": "2024-05-06 07:08:09", "a": 1}"#).unwrap();
         assert_eq!(out[0].0, Some(utc(2024, 5, 6, 7, 8, 9, 0)));
         assert_eq!(json(&out[0].1), r#"{"ts":"2024-05-06 07:08:09","a":1}"#);
@@ -104,11 +116,17 @@ mod tests {
     fn float_and_iso_cases_126_127_172() {
         let p = parser("@type json\ntime_key ts\ntime_type float");
         let out = parse_all(&*p, r#"{"ts": 1700000000.123456, "a": 1}"#).unwrap();
-        assert_eq!(out[0].0, Some(crate::event::EventTime::new(1700000000, 123_456_000)));
+        assert_eq!(
+            out[0].0,
+            Some(crate::event::EventTime::new(1700000000, 123_456_000))
+        );
         let p = parser("@type json\ntime_format %iso8601\nkeep_time_key true");
         let out = parse_all(&*p, r#"{"time": "2024-01-02T03:04:05.5-05:30", "i": 3}"#).unwrap();
         assert_eq!(out[0].0, Some(utc(2024, 1, 2, 8, 34, 5, 500_000_000)));
-        assert_eq!(json(&out[0].1), r#"{"time":"2024-01-02T03:04:05.5-05:30","i":3}"#);
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"time":"2024-01-02T03:04:05.5-05:30","i":3}"#
+        );
     }
 
     #[test]
@@ -134,8 +152,12 @@ mod tests {
         let out = parse_all(&*p, r#"[{"a":1},{"b":2}]"#).unwrap();
         assert_eq!(out.len(), 2);
         let out = parse_bytes(&*p, b"{\"s\":\"x\xffy\"}").unwrap();
-        assert_eq!(out[0].1.get("s"), Some(&crate::event::Value::Str(b"x\xffy".to_vec())));
-        let p = parser("@type json\ntypes at:time:%Y-%m-%d\njson_parser yajl\nstream_buffer_size 100");
+        assert_eq!(
+            out[0].1.get("s"),
+            Some(&crate::event::Value::Str(b"x\xffy".to_vec()))
+        );
+        let p =
+            parser("@type json\ntypes at:time:%Y-%m-%d\njson_parser yajl\nstream_buffer_size 100");
         let out = parse_all(&*p, r#"{"at": "2024-01-02", "i": 1}"#).unwrap();
         assert_eq!(json(&out[0].1), r#"{"at":1704153600,"i":1}"#);
     }

@@ -258,9 +258,15 @@ mod tests {
         let p = parser("@type logfmt");
         let out = parse_all(&*p, r#"time="2024-02-21T10:31:27.810781647Z" level=info msg="VM started" pid=1234 ratio=0.5 flag"#).unwrap();
         assert_eq!(out[0].0, Some(utc(2024, 2, 21, 10, 31, 27, 810_781_647)));
-        assert_eq!(json(&out[0].1), r#"{"level":"info","msg":"VM started","pid":1234,"ratio":0.5,"flag":true}"#);
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"level":"info","msg":"VM started","pid":1234,"ratio":0.5,"flag":true}"#
+        );
         let out = parse_all(&*p, r#"level=debug msg="a \"quoted\" word" empty= n=-3"#).unwrap();
-        assert_eq!(json(&out[0].1), r#"{"level":"debug","msg":"a \"quoted\" word","empty":true,"n":-3}"#);
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"level":"debug","msg":"a \"quoted\" word","empty":true,"n":-3}"#
+        );
     }
 
     #[test]
@@ -274,7 +280,10 @@ mod tests {
         );
         let out = parse_all(&*p, r#"level=debug msg="no time field" source=shim debug"#).unwrap();
         assert!(out[0].0.is_some());
-        assert_eq!(json(&out[0].1), r#"{"level":"debug","msg":"no time field","source":"shim","debug":true}"#);
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"level":"debug","msg":"no time field","source":"shim","debug":true}"#
+        );
     }
 
     #[test]
@@ -283,8 +292,16 @@ mod tests {
         assert_eq!(json(&parse_logfmt(br#"a="open"#)), r#"{"a":true}"#);
         // `key= ` at the very end takes the previous value (the gem's leftover variable).
         assert_eq!(json(&parse_logfmt(b"a=1 b= ")), r#"{"a":1,"b":1}"#);
-        assert_eq!(json(&parse_logfmt(b"x=1.5e3 y=.5 z=1. w=+7 big=123456789012345678901234")), r#"{"x":1500.0,"y":0.5,"z":"1.","w":7,"big":"123456789012345678901234"}"#);
-        assert_eq!(json(&parse_logfmt(r#"k="a\nb" é=ü"#.as_bytes())), r#"{"k":"a\\nb","é":"ü"}"#);
+        assert_eq!(
+            json(&parse_logfmt(
+                b"x=1.5e3 y=.5 z=1. w=+7 big=123456789012345678901234"
+            )),
+            r#"{"x":1500.0,"y":0.5,"z":"1.","w":7,"big":"123456789012345678901234"}"#
+        );
+        assert_eq!(
+            json(&parse_logfmt(r#"k="a\nb" é=ü"#.as_bytes())),
+            r#"{"k":"a\\nb","é":"ü"}"#
+        );
         assert_eq!(json(&parse_logfmt(b"a=b\"c")), r#"{"a":"b"}"#);
     }
 }

@@ -51,7 +51,10 @@ impl LtsvParser {
                 let mut start = 0;
                 let mut pos = 0;
                 while pos <= text.len() {
-                    match re.captures_pos(text, pos).and_then(|g| g.first().copied().flatten()) {
+                    match re
+                        .captures_pos(text, pos)
+                        .and_then(|g| g.first().copied().flatten())
+                    {
                         Some((s, e)) if e > s => {
                             out.push(&text[start..s]);
                             start = e;
@@ -97,7 +100,10 @@ mod tests {
     fn case_137() {
         let p = parser("@type ltsv");
         let out = parse_all(&*p, "host:127.0.0.1\tmethod:GET\tempty:").unwrap();
-        assert_eq!(json(&out[0].1), r#"{"host":"127.0.0.1","method":"GET","empty":""}"#);
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"host":"127.0.0.1","method":"GET","empty":""}"#
+        );
         let out = parse_all(&*p, "a:1\ta:2\tnocolon\tb:x:y").unwrap();
         assert_eq!(json(&out[0].1), r#"{"a":"2","b":"x:y"}"#);
     }
@@ -114,7 +120,8 @@ mod tests {
 
     #[test]
     fn time_key_and_delimiters() {
-        let p = parser("@type ltsv\ndelimiter_pattern /\\s+/\nlabel_delimiter =\ntime_format %Y-%m-%d");
+        let p =
+            parser("@type ltsv\ndelimiter_pattern /\\s+/\nlabel_delimiter =\ntime_format %Y-%m-%d");
         let out = parse_all(&*p, "time=2024-01-02  a=1 b=2").unwrap();
         assert_eq!(out[0].0, Some(utc(2024, 1, 2, 0, 0, 0, 0)));
         assert_eq!(json(&out[0].1), r#"{"a":"1","b":"2"}"#);

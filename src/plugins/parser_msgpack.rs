@@ -30,7 +30,9 @@ impl Parser for MsgpackParser {
         let mut reader = Reader::new(text);
         let mut unmatched = false;
         while !reader.at_end() {
-            let v = reader.read_value().map_err(|e| ParserError(e.to_string()))?;
+            let v = reader
+                .read_value()
+                .map_err(|e| ParserError(e.to_string()))?;
             let items = match v {
                 Value::Array(a) => a,
                 other => vec![other],

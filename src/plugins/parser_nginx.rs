@@ -9,7 +9,13 @@ const EXPRESSION: &str = r#"/^(?<remote>[^ ]*) (?<host>[^ ]*) (?<user>[^ ]*) \[(
 const TIME_FORMAT: &str = "%d/%b/%Y:%H:%M:%S %z";
 
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, ConfigError> {
-    Ok(Box::new(RegexpParser::build(elem, ctx, "nginx", Some(EXPRESSION), Some(TIME_FORMAT))?))
+    Ok(Box::new(RegexpParser::build(
+        elem,
+        ctx,
+        "nginx",
+        Some(EXPRESSION),
+        Some(TIME_FORMAT),
+    )?))
 }
 
 #[cfg(test)]

@@ -53,7 +53,10 @@ mod tests {
         assert!(out[0].0.is_some());
         let p = parser("@type none");
         let out = parse_bytes(&*p, b"bad \xff byte").unwrap();
-        assert_eq!(out[0].1.get("message"), Some(&crate::event::Value::Str(b"bad \xff byte".to_vec())));
+        assert_eq!(
+            out[0].1.get("message"),
+            Some(&crate::event::Value::Str(b"bad \xff byte".to_vec()))
+        );
         let p = parser("@type none\nestimate_current_event false");
         assert_eq!(parse_all(&*p, "x").unwrap()[0].0, None);
     }

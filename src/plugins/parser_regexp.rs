@@ -45,7 +45,12 @@ impl NamedRegex {
         let mut rec = Record::with_capacity(self.names.len());
         match self.re.captures_pos(text, start) {
             Some(groups) => {
-                let end = groups.first().copied().flatten().map(|(_, e)| e).unwrap_or(text.len());
+                let end = groups
+                    .first()
+                    .copied()
+                    .flatten()
+                    .map(|(_, e)| e)
+                    .unwrap_or(text.len());
                 for (i, name) in &self.names {
                     if let Some(Some((s, e))) = groups.get(*i) {
                         rec.insert(name.clone(), Value::Str(text[*s..*e].to_vec()));
@@ -101,7 +106,9 @@ impl RegexpParser {
 }
 
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, ConfigError> {
-    Ok(Box::new(RegexpParser::build(elem, ctx, "regexp", None, None)?))
+    Ok(Box::new(RegexpParser::build(
+        elem, ctx, "regexp", None, None,
+    )?))
 }
 
 impl Parser for RegexpParser {
@@ -128,23 +135,34 @@ mod tests {
         let out = parse_all(&*p, "2024-03-04 05:06:08 [WARN] slow: 3s").unwrap();
         assert_eq!(out[0].0, Some(utc(2024, 3, 4, 5, 6, 8, 0)));
         assert_eq!(json(&out[0].1), r#"{"level":"WARN","msg":"slow: 3s"}"#);
-        assert!(is_not_matched(&parse_all(&*p, "no match here").unwrap_err()));
+        assert!(is_not_matched(
+            &parse_all(&*p, "no match here").unwrap_err()
+        ));
     }
 
     #[test]
     fn optional_group_and_types_case_134() {
         let p = parser("@type regexp\nexpression /^(?<a>\\d+)(?: (?<b>\\w+))?$/\ntypes a:integer");
-        assert_eq!(json(&parse_all(&*p, "1 x").unwrap()[0].1), r#"{"a":1,"b":"x"}"#);
+        assert_eq!(
+            json(&parse_all(&*p, "1 x").unwrap()[0].1),
+            r#"{"a":1,"b":"x"}"#
+        );
         assert_eq!(json(&parse_all(&*p, "2").unwrap()[0].1), r#"{"a":2}"#);
     }
 
     #[test]
     fn flags_case_135() {
         let p = parser("@type regexp\nexpression /^level=(?<level>info|warn) (?<rest>.*)$/i");
-        assert_eq!(json(&parse_all(&*p, "LEVEL=Info ok").unwrap()[0].1), r#"{"level":"Info","rest":"ok"}"#);
+        assert_eq!(
+            json(&parse_all(&*p, "LEVEL=Info ok").unwrap()[0].1),
+            r#"{"level":"Info","rest":"ok"}"#
+        );
         assert!(parse_all(&*p, "level=debug no").is_err());
         let p = parser("@type regexp\nexpression /^(?<a>.*)$/m");
-        assert_eq!(json(&parse_all(&*p, "x\ny").unwrap()[0].1), r#"{"a":"x\ny"}"#);
+        assert_eq!(
+            json(&parse_all(&*p, "x\ny").unwrap()[0].1),
+            r#"{"a":"x\ny"}"#
+        );
     }
 
     #[test]
@@ -165,7 +183,10 @@ mod tests {
         let p = parser("@type regexp\nexpression /^(?<k>\\d+)$/");
         assert_eq!(json(&parse_all(&*p, "123").unwrap()[0].1), r#"{"k":"123"}"#);
         assert!(parse_all(&*p, "abc").is_err());
-        let e = crate::plugins::new_parser(&section("@type regexp"), &crate::plugins::PluginContext::for_tests());
+        let e = crate::plugins::new_parser(
+            &section("@type regexp"),
+            &crate::plugins::PluginContext::for_tests(),
+        );
         assert!(e.is_err());
     }
 }

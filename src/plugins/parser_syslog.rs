@@ -11,7 +11,8 @@ use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventTime, Record, Value};
 use crate::timeparse::TimeParser;
 
-const RFC3164_BODY: &str = r"(?<host>[^ ]*) (?<ident>[^ :\[]*)(?:\[(?<pid>[0-9]+)\])?(?:[^\:]*\:)? *(?<message>.*)$";
+const RFC3164_BODY: &str =
+    r"(?<host>[^ ]*) (?<ident>[^ :\[]*)(?:\[(?<pid>[0-9]+)\])?(?:[^\:]*\:)? *(?<message>.*)$";
 const RFC5424_BODY: &str = r"(?<host>[!-~]{1,255}) (?<ident>[!-~]{1,48}) (?<pid>[!-~]{1,128}) (?<msgid>[!-~]{1,32}) (?<extradata>(?:\-|(?:\[.*?(?<!\\)\])+))(?: (?<message>.+))?\z";
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
@@ -85,7 +86,10 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, Co
         .rfc5424_time_format
         .clone()
         .unwrap_or_else(|| "%Y-%m-%dT%H:%M:%S.%L%z".to_string());
-    let fmt3164 = common.time_format.clone().unwrap_or_else(|| "%b %d %H:%M:%S".to_string());
+    let fmt3164 = common
+        .time_format
+        .clone()
+        .unwrap_or_else(|| "%b %d %H:%M:%S".to_string());
     let fmt5424 = match (format, &conf.time_format) {
         (MessageFormat::Rfc5424, Some(f)) => f.clone(),
         _ => rfc5424_fmt,
@@ -109,7 +113,11 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, Co
         Some((
             TimeCut {
                 parser: common.time_parser_with_format(&fmt5424).map_err(err)?,
-                fallback: Some(common.time_parser_with_format("%Y-%m-%dT%H:%M:%S%z").map_err(err)?),
+                fallback: Some(
+                    common
+                        .time_parser_with_format("%Y-%m-%dT%H:%M:%S%z")
+                        .map_err(err)?,
+                ),
                 spaces: space_count(&fmt5424),
             },
             NamedRegex::new(re),
@@ -179,7 +187,12 @@ impl SyslogParser {
         let mut record = Record::with_capacity(8);
         let mut idx = 0usize;
         if self.with_priority {
-            let (pri, end) = if rfc5424 { pri_5424(text) } else { pri_3164(text) }.ok_or_else(not_matched)?;
+            let (pri, end) = if rfc5424 {
+                pri_5424(text)
+            } else {
+                pri_3164(text)
+            }
+            .ok_or_else(not_matched)?;
             record.push_unchecked(b"pri".to_vec(), Value::Int(pri));
             idx = end;
         }
@@ -192,7 +205,10 @@ impl SyslogParser {
                 i += 1;
             }
             let from = (i + 1) as usize;
-            let next = text.get(from..).and_then(|r| memchr::memchr(b' ', r)).ok_or_else(broken)?;
+            let next = text
+                .get(from..)
+                .and_then(|r| memchr::memchr(b' ', r))
+                .ok_or_else(broken)?;
             i = (from + next) as isize;
         }
         let end = i as usize;
@@ -249,7 +265,11 @@ impl Parser for SyslogParser {
             MessageFormat::Rfc5424 => true,
             MessageFormat::Auto => looks_5424(text),
         };
-        let parts = if use5424 { &self.rfc5424 } else { &self.rfc3164 };
+        let parts = if use5424 {
+            &self.rfc5424
+        } else {
+            &self.rfc3164
+        };
         match parts {
             Some((cut, re)) => self.parse_with(text, cut, re, use5424, emit),
             None => Err(not_matched()),
@@ -264,7 +284,11 @@ mod tests {
     #[test]
     fn rfc3164_case_140() {
         let p = parser("@type syslog\nwith_priority true");
-        let out = parse_all(&*p, "<34>Oct 11 22:14:15 mymachine su[123]: 'su root' failed for lonvick").unwrap();
+        let out = parse_all(
+            &*p,
+            "<34>Oct 11 22:14:15 mymachine su[123]: 'su root' failed for lonvick",
+        )
+        .unwrap();
         let y = chrono::Datelike::year(&chrono::Utc::now()) as i64;
         assert_eq!(out[0].0, Some(utc(y, 10, 11, 22, 14, 15, 0)));
         assert_eq!(
@@ -273,11 +297,17 @@ mod tests {
         );
         let out = parse_all(&*p, "<13>Feb  5 17:32:18 host2 app: no pid here").unwrap();
         assert_eq!(out[0].0, Some(utc(y, 2, 5, 17, 32, 18, 0)));
-        assert_eq!(json(&out[0].1), r#"{"pri":13,"host":"host2","ident":"app","message":"no pid here"}"#);
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"pri":13,"host":"host2","ident":"app","message":"no pid here"}"#
+        );
         assert!(parse_all(&*p, "no pri").is_err());
         let p = parser("@type syslog");
         let out = parse_all(&*p, "Oct 11 22:14:15 host app: hi").unwrap();
-        assert_eq!(json(&out[0].1), r#"{"host":"host","ident":"app","message":"hi"}"#);
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"host":"host","ident":"app","message":"hi"}"#
+        );
         assert!(parse_all(&*p, "short").is_err());
     }
 
@@ -290,7 +320,11 @@ mod tests {
             json(&out[0].1),
             r#"{"pri":165,"host":"host1","ident":"myapp","pid":"8710","msgid":"ID47","extradata":"[exampleSDID@32473 iut=\"3\"]","message":"An application event"}"#
         );
-        let out = parse_all(&*p, "<14>1 2024-08-24T05:14:15Z host2 app - - - plain message").unwrap();
+        let out = parse_all(
+            &*p,
+            "<14>1 2024-08-24T05:14:15Z host2 app - - - plain message",
+        )
+        .unwrap();
         assert_eq!(out[0].0, Some(utc(2024, 8, 24, 5, 14, 15, 0)));
         assert_eq!(
             json(&out[0].1),
@@ -302,7 +336,10 @@ mod tests {
     fn auto_case_142() {
         let p = parser("@type syslog\nmessage_format auto\nwith_priority true");
         let out = parse_all(&*p, "<34>Oct 11 22:14:15 mymachine su: legacy").unwrap();
-        assert_eq!(json(&out[0].1), r#"{"pri":34,"host":"mymachine","ident":"su","message":"legacy"}"#);
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"pri":34,"host":"mymachine","ident":"su","message":"legacy"}"#
+        );
         let out = parse_all(&*p, "<14>1 2024-08-24T05:14:15Z host2 app 1 - - modern").unwrap();
         assert_eq!(
             json(&out[0].1),

@@ -66,9 +66,21 @@ mod tests {
     #[test]
     fn case_139() {
         let p = parser("@type tsv\nkeys a,b,c");
-        assert_eq!(json(&parse_all(&*p, "x\ty\tz").unwrap()[0].1), r#"{"a":"x","b":"y","c":"z"}"#);
-        assert_eq!(json(&parse_all(&*p, "1\t\t").unwrap()[0].1), r#"{"a":"1","b":"","c":""}"#);
-        assert_eq!(json(&parse_all(&*p, "only").unwrap()[0].1), r#"{"a":"only","b":null,"c":null}"#);
-        assert_eq!(json(&parse_all(&*p, "1\t2\t3\t4").unwrap()[0].1), r#"{"a":"1","b":"2","c":"3\t4"}"#);
+        assert_eq!(
+            json(&parse_all(&*p, "x\ty\tz").unwrap()[0].1),
+            r#"{"a":"x","b":"y","c":"z"}"#
+        );
+        assert_eq!(
+            json(&parse_all(&*p, "1\t\t").unwrap()[0].1),
+            r#"{"a":"1","b":"","c":""}"#
+        );
+        assert_eq!(
+            json(&parse_all(&*p, "only").unwrap()[0].1),
+            r#"{"a":"only","b":null,"c":null}"#
+        );
+        assert_eq!(
+            json(&parse_all(&*p, "1\t2\t3\t4").unwrap()[0].1),
+            r#"{"a":"1","b":"2","c":"3\t4"}"#
+        );
     }
 }
