@@ -417,12 +417,20 @@ impl RubyRegex {
         match &self.engine {
             RegexEngine::Fast(r) => {
                 let c = r.captures_at(text, start)?;
-                Some((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
+                Some(
+                    (0..c.len())
+                        .map(|i| c.get(i).map(|m| (m.start(), m.end())))
+                        .collect(),
+                )
             }
             RegexEngine::Fancy(r) => {
                 let s = std::str::from_utf8(text).ok()?;
                 let c = r.captures_from_pos(s, start).ok()??;
-                Some((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
+                Some(
+                    (0..c.len())
+                        .map(|i| c.get(i).map(|m| (m.start(), m.end())))
+                        .collect(),
+                )
             }
         }
     }

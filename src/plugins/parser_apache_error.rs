@@ -8,7 +8,13 @@ use crate::config_parser::{ConfigError, Element};
 const EXPRESSION: &str = r"/^\[(?<time>[^\]]*)\] \[(?<level>[^\]]*)\](?: \[pid (?<pid>[^\]]*)\])?( \[client (?<client>[^\]]*)\])? (?<message>.*)$/";
 
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, ConfigError> {
-    Ok(Box::new(RegexpParser::build(elem, ctx, "apache_error", Some(EXPRESSION), None)?))
+    Ok(Box::new(RegexpParser::build(
+        elem,
+        ctx,
+        "apache_error",
+        Some(EXPRESSION),
+        None,
+    )?))
 }
 
 #[cfg(test)]
