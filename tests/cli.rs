@@ -143,3 +143,61 @@ fn sigterm_stops_cleanly_and_stdout_has_only_events() {
         .unwrap();
     assert!(re.is_match(&first), "{first:?}");
 }
+
+/// Reads stdout lines until one contains `needle`; None when the stream ends first or after
+/// `max` lines (in_sample prints one a second, so `max` bounds the wait).
+fn read_until(reader: &mut impl std::io::BufRead, needle: &str, max: usize) -> Option<String> {
+    for _ in 0..max {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line.contains(needle) {
+            return Some(line);
+        }
+    }
+    None
+}
+
+#[test]
+fn sighup_reloads_the_config_and_a_bad_one_keeps_the_old() {
+    use std::io::BufReader;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("reload.conf");
+    let with_tag = |tag: &str| {
+        format!("<source>\n  @type sample\n  tag {tag}\n  sample {{\"a\":1}}\n</source>\n<match **>\n  @type stdout\n</match>\n")
+    };
+    std::fs::write(&conf, with_tag("before")).unwrap();
+    let mut child = Command::new(bin())
+        .arg("-c")
+        .arg(&conf)
+        .env("TZ", "UTC")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    assert!(read_until(&mut reader, " before: ", 5).is_some());
+
+    std::fs::write(&conf, with_tag("after")).unwrap();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGHUP);
+    }
+    assert!(
+        read_until(&mut reader, " after: ", 10).is_some(),
+        "the new config runs"
+    );
+
+    std::fs::write(&conf, "<source>\n  @type sample\n").unwrap();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGHUP);
+    }
+    // The broken config is refused and the running one keeps emitting.
+    assert!(read_until(&mut reader, " after: ", 10).is_some());
+    assert!(read_until(&mut reader, " after: ", 10).is_some());
+
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+}
