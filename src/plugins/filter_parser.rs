@@ -295,9 +295,10 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Filter>, Co
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::filter_record_transformer::{json_to_value, record_to_json as to_json};
+    use crate::plugins::filter_record_transformer::record_to_json as to_json;
     use crate::plugins::ParserError;
     use crate::router::Emitter;
+    use crate::util::value_from_json as json_to_value;
 
     /// Stands for "now" in the tests: what a parser gives when the data has no time.
     const NOW: EventTime = EventTime::new(999, 0);

@@ -210,7 +210,7 @@ impl Compiler {
                     .map(|(k, v)| (self.template(&k), self.json(v)))
                     .collect(),
             ),
-            other => TValue::Const(json_to_value(other)),
+            other => TValue::Const(crate::util::value_from_json(other)),
         }
     }
 
@@ -228,30 +228,6 @@ impl Compiler {
             }
         }
         TValue::Str(self.template(raw))
-    }
-}
-
-/// A JSON value as Ruby's `JSON.parse` gives it.
-pub(crate) fn json_to_value(v: serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::Nil,
-        serde_json::Value::Bool(b) => Value::Bool(b),
-        serde_json::Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::UInt(u)
-            } else {
-                Value::Float(n.as_f64().unwrap_or(0.0))
-            }
-        }
-        serde_json::Value::String(s) => Value::Str(s.into_bytes()),
-        serde_json::Value::Array(a) => Value::Array(a.into_iter().map(json_to_value).collect()),
-        serde_json::Value::Object(o) => Value::Map(
-            o.into_iter()
-                .map(|(k, v)| (k.into_bytes(), json_to_value(v)))
-                .collect(),
-        ),
     }
 }
 
@@ -711,7 +687,7 @@ mod tests {
     }
 
     fn record(json: &str) -> Record {
-        match json_to_value(serde_json::from_str(json).unwrap()) {
+        match crate::util::value_from_json(serde_json::from_str(json).unwrap()) {
             Value::Map(m) => m,
             _ => panic!("not an object"),
         }

@@ -454,8 +454,9 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Output>, Co
 mod tests {
     use super::*;
     use crate::event::{EventTime, Value};
-    use crate::plugins::filter_record_transformer::{json_to_value, record_to_json};
+    use crate::plugins::filter_record_transformer::record_to_json;
     use crate::router::LabelTable;
+    use crate::util::value_from_json as json_to_value;
     use std::collections::HashMap;
 
     fn elem(conf: &str) -> Element {
