@@ -192,6 +192,7 @@ impl Engine {
             router: root_emitter.clone(),
             errors: errors.clone(),
             labels: table.clone(),
+            root_dir: system.root_dir.as_ref().map(std::path::PathBuf::from),
         };
         let resolve = |e: &Element, default: &Emitter| -> Result<Emitter, ConfigError> {
             match label_name(e) {

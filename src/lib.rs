@@ -1,5 +1,6 @@
 //! ferrentd: a Fluentd-compatible log processor. See `docs/architecture.md`.
 
+pub mod buffer;
 pub mod config_parser;
 pub mod engine;
 pub mod event;

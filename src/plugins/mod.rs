@@ -54,6 +54,8 @@ pub struct PluginContext {
     pub errors: ErrorSink,
     /// Resolves `@label @NAME` (for plugins that name labels in sub-sections).
     pub labels: crate::router::LabelTable,
+    /// `<system> root_dir`: where plugins with an `@id` keep state (buf_file chunks).
+    pub root_dir: Option<std::path::PathBuf>,
 }
 
 impl PluginContext {
@@ -66,6 +68,7 @@ impl PluginContext {
             router: Emitter::detached("@ROOT"),
             errors: ErrorSink::log_only(),
             labels: crate::router::LabelTable::default(),
+            root_dir: None,
         }
     }
 
