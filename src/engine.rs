@@ -143,7 +143,7 @@ impl Engine {
     /// Rewrites v0 forms, then constructs every plugin and router. Any error is located.
     pub fn build(root: &Element, opts: &EngineOptions) -> Result<Engine, ConfigError> {
         let mut root = root.clone();
-        compat::apply(&mut root);
+        compat::apply(&mut root)?;
         let system = system_config(&root, opts.strict)?;
         let strict = opts.strict || system.strict_config_value.unwrap_or(false);
         if system.workers.unwrap_or(1) > 1 {

@@ -2,7 +2,7 @@
 //! `type`/`id`/`log_level` without `@`, flat `format …` parser and formatter parameters, and flat
 //! buffer parameters. They are rewritten into their v1 sections before plugins read the config.
 
-use super::{Element, Param, ParamValue};
+use super::{types, ConfigError, Element, Param, ParamValue};
 
 /// Inputs and filters whose flat `format` becomes a `<parse>` section.
 const PARSER_USERS: &[&str] = &["tail", "parser", "tcp", "udp", "syslog", "exec", "http"];
@@ -41,6 +41,41 @@ const INJECT_PARAMS: &[(&str, &str)] = &[
     ("timezone", "timezone"),
 ];
 
+/// Plugins that read flat formatter and inject parameters (they call
+/// `compat_parameters_convert(conf, :inject, :formatter)` in Fluentd).
+const FORMATTER_USERS: &[&str] = &["stdout", "file", "exec", "exec_filter"];
+
+/// Flat formatter parameters and their `<format>` names (Fluentd's `FORMATTER_PARAMS`).
+const FORMATTER_PARAMS: &[(&str, &str)] = &[
+    ("format", "@type"),
+    ("delimiter", "delimiter"),
+    ("force_quotes", "force_quotes"),
+    ("fields", "fields"),
+    ("json_parser", "json_parser"),
+    ("label_delimiter", "label_delimiter"),
+    ("output_time", "output_time"),
+    ("output_tag", "output_tag"),
+    ("localtime", "localtime"),
+    ("utc", "utc"),
+    ("timezone", "timezone"),
+    ("message_key", "message_key"),
+    ("add_newline", "add_newline"),
+    ("output_type", "output_type"),
+];
+
+/// Flat parameters Fluentd's inject compat reads (`INJECT_PARAMS` and the ones it interprets).
+const FLAT_INJECT_PARAMS: &[&str] = &[
+    "include_time_key",
+    "time_key",
+    "time_format",
+    "timezone",
+    "include_tag_key",
+    "tag_key",
+    "localtime",
+    "utc",
+    "time_as_epoch",
+];
+
 /// Flat buffer parameters and their `<buffer>` names.
 const BUFFER_PARAMS: &[(&str, &str)] = &[
     ("buffer_type", "@type"),
@@ -55,32 +90,38 @@ const BUFFER_PARAMS: &[(&str, &str)] = &[
     ("time_slice_wait", "timekey_wait"),
 ];
 
-/// Rewrites the whole tree in place.
-pub fn apply(root: &mut Element) {
+/// Rewrites the whole tree in place. Fails only where Fluentd's compat layer does.
+pub fn apply(root: &mut Element) -> Result<(), ConfigError> {
     for e in &mut root.elements {
         rename_legacy_keys(e);
     }
     for e in &mut root.elements {
-        apply_directive(e);
+        apply_directive(e)?;
     }
+    Ok(())
 }
 
-fn apply_directive(e: &mut Element) {
+fn apply_directive(e: &mut Element) -> Result<(), ConfigError> {
     match e.name.as_str() {
-        "source" | "filter" => parser_section(e),
+        "source" => parser_section(e),
+        "filter" => {
+            parser_section(e);
+            formatter_sections(e)?;
+        }
         "match" => {
-            output_sections(e);
+            output_sections(e)?;
             for store in e.elements.iter_mut().filter(|c| c.name == "store") {
-                output_sections(store);
+                output_sections(store)?;
             }
         }
         "label" | "worker" => {
             for c in &mut e.elements {
-                apply_directive(c);
+                apply_directive(c)?;
             }
         }
         _ => {}
     }
+    Ok(())
 }
 
 /// Sections that name a plugin and so may use the legacy `type`.
@@ -170,7 +211,94 @@ fn push(e: &mut Element, key: &str, value: &str, like: &Param) {
     });
 }
 
-fn output_sections(e: &mut Element) {
+/// For [`FORMATTER_USERS`]: flat formatter parameters → `<format>`, flat inject parameters →
+/// `<inject>`, each only when the section is absent (as Fluentd's compat layer).
+fn formatter_sections(e: &mut Element) -> Result<(), ConfigError> {
+    if !e
+        .plugin_type()
+        .is_some_and(|t| FORMATTER_USERS.contains(&t))
+    {
+        return Ok(());
+    }
+    let mut moved: Vec<&str> = Vec::new();
+    if e.child("format").is_none() && FORMATTER_PARAMS.iter().any(|(k, _)| e.has(k)) {
+        let mut f = Element::new("format", "", e.span.clone());
+        for (flat, key) in FORMATTER_PARAMS {
+            if let Some(p) = e.param(flat) {
+                f.params.push(Param {
+                    key: key.to_string(),
+                    ..p.clone()
+                });
+                moved.push(flat);
+            }
+        }
+        e.elements.push(f);
+    }
+    if e.child("inject").is_none() {
+        if let Some(i) = flat_inject(e)? {
+            e.elements.push(i);
+            moved.extend(FLAT_INJECT_PARAMS.iter().copied());
+        }
+    }
+    for k in moved {
+        e.remove(k);
+    }
+    Ok(())
+}
+
+fn flat_bool(owner: &Element, key: &str) -> Option<bool> {
+    owner
+        .get(key)
+        .and_then(|v| types::bool(v, false).ok().flatten())
+}
+
+/// The `<inject>` section Fluentd's `compat_parameters_inject` builds, or None.
+fn flat_inject(owner: &Element) -> Result<Option<Element>, ConfigError> {
+    if !FLAT_INJECT_PARAMS.iter().any(|k| owner.has(k)) {
+        return Ok(None);
+    }
+    let mut e = Element::new("inject", "", owner.span.clone());
+    for k in ["time_key", "time_format", "timezone", "tag_key"] {
+        if let Some(v) = owner.get(k) {
+            e.set(k, v);
+        }
+    }
+    if flat_bool(owner, "include_time_key") == Some(true) {
+        if !e.has("time_key") {
+            e.set("time_key", "time");
+        }
+        if !e.has("time_type") {
+            e.set("time_type", "string");
+        }
+    }
+    if flat_bool(owner, "time_as_epoch") == Some(true) {
+        if !e.has("time_key") {
+            e.set("time_key", "time");
+        }
+        e.set("time_type", "unixtime");
+    }
+    match (owner.has("localtime"), owner.has("utc")) {
+        (true, true) => {
+            return Err(owner.error("both of utc and localtime are specified, use only one of them"))
+        }
+        (true, false) => {
+            let b = flat_bool(owner, "localtime").unwrap_or(false);
+            e.set("localtime", if b { "true" } else { "false" });
+        }
+        (false, true) => {
+            let b = flat_bool(owner, "utc").unwrap_or(false);
+            e.set("localtime", if b { "false" } else { "true" });
+        }
+        (false, false) => {}
+    }
+    if flat_bool(owner, "include_tag_key") == Some(true) && !e.has("tag_key") {
+        e.set("tag_key", "tag");
+    }
+    Ok(Some(e))
+}
+
+fn output_sections(e: &mut Element) -> Result<(), ConfigError> {
+    formatter_sections(e)?;
     let ty = e.plugin_type().unwrap_or("").to_string();
     // Outputs with their own `format`-like parameters keep them.
     if ty != "rewrite_tag_filter" && e.child("format").is_none() && e.has("format") {
@@ -253,6 +381,7 @@ fn output_sections(e: &mut Element) {
             e.elements.push(b);
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -263,7 +392,7 @@ mod tests {
 
     fn rewritten(text: &str) -> Element {
         let mut root = parse_str(text, Path::new("t.conf"), &Default::default()).unwrap();
-        apply(&mut root);
+        apply(&mut root).unwrap();
         root
     }
 
@@ -314,5 +443,58 @@ mod tests {
         let m = &root.elements[0];
         assert_eq!(m.child("format").unwrap().get("@type"), Some("json"));
         assert_eq!(m.child("inject").unwrap().get("tag_key"), Some("tag"));
+    }
+
+    #[test]
+    fn stdout_flat_formatter_params() {
+        let root = rewritten("<match x>\n  @type stdout\n  output_type hash\n</match>\n");
+        let m = &root.elements[0];
+        assert_eq!(m.child("format").unwrap().get("output_type"), Some("hash"));
+        assert!(!m.has("output_type"));
+        assert!(m.child("inject").is_none());
+        let root =
+            rewritten("<filter x>\n  @type stdout\n  format ltsv\n  delimiter |\n</filter>\n");
+        let f = root.elements[0].child("format").unwrap();
+        assert_eq!(
+            (f.get("@type"), f.get("delimiter")),
+            (Some("ltsv"), Some("|"))
+        );
+        // An explicit <format> wins; the flat parameter is left to warn as unused.
+        let root = rewritten(
+            "<match x>\n  @type stdout\n  delimiter |\n  <format>\n    @type json\n  </format>\n</match>\n",
+        );
+        assert_eq!(root.elements[0].get("delimiter"), Some("|"));
+    }
+
+    #[test]
+    fn flat_inject_params() {
+        let root = rewritten(
+            "<match x>\n  @type stdout\n  include_time_key true\n  include_tag_key yes\n  utc\n</match>\n",
+        );
+        let m = &root.elements[0];
+        let i = m.child("inject").unwrap();
+        assert_eq!(i.get("time_key"), Some("time"));
+        assert_eq!(i.get("time_type"), Some("string"));
+        assert_eq!(i.get("tag_key"), Some("tag"));
+        assert_eq!(i.get("localtime"), Some("false"));
+        assert_eq!(m.child("format").unwrap().get("utc"), Some(""));
+        assert!(!m.has("utc") && !m.has("include_tag_key"));
+        let root = rewritten("<match x>\n  @type file\n  time_as_epoch true\n</match>\n");
+        let i = root.elements[0].child("inject").unwrap();
+        assert_eq!(i.get("time_type"), Some("unixtime"));
+        let mut root = parse_str(
+            "<match x>\n  @type stdout\n  utc true\n  localtime true\n</match>\n",
+            Path::new("t.conf"),
+            &Default::default(),
+        )
+        .unwrap();
+        let err = apply(&mut root).err().map(|e| e.message);
+        assert_eq!(
+            err.as_deref(),
+            Some("both of utc and localtime are specified, use only one of them")
+        );
+        // Outputs that do not take a formatter keep their own parameters.
+        let root = rewritten("<match x>\n  @type null\n  tag_key k\n</match>\n");
+        assert_eq!(root.elements[0].get("tag_key"), Some("k"));
     }
 }

@@ -12,32 +12,12 @@ use super::{Filter, Formatter, PluginContext};
 use crate::config_parser::{ConfigError, Element, Nested};
 use crate::event::EventStream;
 
-/// filter_stdout's parameters; the flat ones are v0 spellings moved into `<format>` /
-/// `<inject>`.
+/// filter_stdout's parameters.
 #[derive(Deserialize)]
 #[allow(dead_code)]
 struct FilterStdoutConf {
     format: Option<Nested>,
     inject: Option<Nested>,
-    output_type: Option<String>,
-    delimiter: Option<String>,
-    force_quotes: Option<String>,
-    fields: Option<String>,
-    json_parser: Option<String>,
-    label_delimiter: Option<String>,
-    output_time: Option<String>,
-    output_tag: Option<String>,
-    localtime: Option<String>,
-    utc: Option<String>,
-    timezone: Option<String>,
-    message_key: Option<String>,
-    add_newline: Option<String>,
-    include_time_key: Option<String>,
-    time_key: Option<String>,
-    time_format: Option<String>,
-    include_tag_key: Option<String>,
-    tag_key: Option<String>,
-    time_as_epoch: Option<String>,
 }
 
 pub struct StdoutFilter {

@@ -1,11 +1,11 @@
 //! The `<inject>` section: hostname, worker id, tag and time keys added to each record before an
-//! output formats it (Fluentd's `plugin_helper/inject.rb`), and the v0 flat parameters
-//! (`include_time_key`, `tag_key`, ...) that Fluentd's compat layer turns into that section.
+//! output formats it (Fluentd's `plugin_helper/inject.rb`). The v0 flat parameters
+//! (`include_time_key`, `tag_key`, ...) become this section in `config_parser::compat`.
 
 use serde::Deserialize;
 
 use super::PluginContext;
-use crate::config_parser::{types, ConfigError, Element};
+use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record, Value};
 use crate::timefmt::{TimeFormatter, TimeZoneSpec};
 
@@ -70,75 +70,6 @@ impl std::fmt::Debug for Inject {
     }
 }
 
-/// The flat parameters Fluentd's `compat_parameters_convert(conf, :inject)` moves into
-/// `<inject>` (those mapped to nil are interpreted below).
-pub const COMPAT_PARAMS: &[&str] = &[
-    "include_time_key",
-    "time_key",
-    "time_format",
-    "timezone",
-    "include_tag_key",
-    "tag_key",
-    "localtime",
-    "utc",
-    "time_as_epoch",
-];
-
-fn flat_bool(owner: &Element, key: &str) -> Option<bool> {
-    owner
-        .get(key)
-        .and_then(|v| types::bool(v, false).ok().flatten())
-}
-
-/// The owner's `<inject>` section, or one built from its v0 flat parameters (as Fluentd's
-/// compat layer does), or None.
-pub fn inject_element(owner: &Element) -> Result<Option<Element>, ConfigError> {
-    if let Some(e) = owner.child("inject") {
-        return Ok(Some(e.clone()));
-    }
-    if !COMPAT_PARAMS.iter().any(|k| owner.has(k)) {
-        return Ok(None);
-    }
-    let mut e = Element::new("inject", "", owner.span.clone());
-    for k in ["time_key", "time_format", "timezone", "tag_key"] {
-        if let Some(v) = owner.get(k) {
-            e.set(k, v);
-        }
-    }
-    if flat_bool(owner, "include_time_key") == Some(true) {
-        if !e.has("time_key") {
-            e.set("time_key", "time");
-        }
-        if !e.has("time_type") {
-            e.set("time_type", "string");
-        }
-    }
-    if flat_bool(owner, "time_as_epoch") == Some(true) {
-        if !e.has("time_key") {
-            e.set("time_key", "time");
-        }
-        e.set("time_type", "unixtime");
-    }
-    match (owner.has("localtime"), owner.has("utc")) {
-        (true, true) => {
-            return Err(owner.error("both of utc and localtime are specified, use only one of them"))
-        }
-        (true, false) => {
-            let b = flat_bool(owner, "localtime").unwrap_or(false);
-            e.set("localtime", if b { "true" } else { "false" });
-        }
-        (false, true) => {
-            let b = flat_bool(owner, "utc").unwrap_or(false);
-            e.set("localtime", if b { "false" } else { "true" });
-        }
-        (false, false) => {}
-    }
-    if flat_bool(owner, "include_tag_key") == Some(true) && !e.has("tag_key") {
-        e.set("tag_key", "tag");
-    }
-    Ok(Some(e))
-}
-
 impl Inject {
     /// Builds from an `<inject>` section; None when there is none or it injects nothing.
     pub fn from_section(
@@ -200,10 +131,9 @@ impl Inject {
         }))
     }
 
-    /// From an output's section: its `<inject>` or the v0 flat parameters.
+    /// From an output's `<inject>` (the compat pass has turned v0 flat parameters into one).
     pub fn from_owner(owner: &Element, ctx: &PluginContext) -> Result<Option<Inject>, ConfigError> {
-        let e = inject_element(owner)?;
-        Inject::from_section(e.as_ref(), ctx)
+        Inject::from_section(owner.child("inject"), ctx)
     }
 
     /// Adds the keys, in Fluentd's order: hostname, worker id, tag, time.
@@ -371,37 +301,5 @@ mod tests {
             .err()
             .map(|e| e.message);
         assert_eq!(msg.as_deref(), Some("Unsupported timezone 'X'"));
-    }
-
-    #[test]
-    fn v0_flat_parameters() {
-        let owner = section(
-            "match",
-            &[
-                ("include_time_key", "true"),
-                ("include_tag_key", "yes"),
-                ("utc", ""),
-            ],
-        );
-        let e = inject_element(&owner).unwrap().expect("converted");
-        assert_eq!(e.get("time_key"), Some("time"));
-        assert_eq!(e.get("time_type"), Some("string"));
-        assert_eq!(e.get("tag_key"), Some("tag"));
-        assert_eq!(e.get("localtime"), Some("false"));
-        let i = Inject::from_owner(&owner, &PluginContext::for_tests()).unwrap();
-        let mut r = Record::new();
-        i.expect("enabled").apply("x", T, &mut r);
-        assert_eq!(
-            String::from_utf8(record_to_vec(&r)).unwrap(),
-            r#"{"tag":"x","time":"2023-11-14T22:13:20Z"}"#
-        );
-        let owner = section("match", &[("time_as_epoch", "true")]);
-        let e = inject_element(&owner).unwrap().expect("converted");
-        assert_eq!(e.get("time_type"), Some("unixtime"));
-        let owner = section("match", &[("utc", "true"), ("localtime", "true")]);
-        assert!(inject_element(&owner).is_err());
-        assert!(inject_element(&section("match", &[("path", "x")]))
-            .unwrap()
-            .is_none());
     }
 }

@@ -3,8 +3,7 @@
 //! write per batch. `<inject>` is applied first. `<buffer>` is accepted; events are written
 //! synchronously either way.
 //!
-//! Also [`format_element`], the `<format>` resolution (section or v0 flat parameters) that
-//! outputs taking a formatter share.
+//! Also [`format_element`], the `<format>` resolution that outputs taking a formatter share.
 
 use std::io::Write;
 
@@ -17,79 +16,29 @@ use super::{Formatter, Output, OutputError, PluginContext};
 use crate::config_parser::{ConfigError, Element, Nested};
 use crate::event::EventStream;
 
-/// Flat parameter → `<format>` parameter, as Fluentd's `compat_parameters` (FORMATTER_PARAMS).
-pub const FORMATTER_COMPAT_PARAMS: &[(&str, &str)] = &[
-    ("format", "@type"),
-    ("delimiter", "delimiter"),
-    ("force_quotes", "force_quotes"),
-    ("fields", "fields"),
-    ("json_parser", "json_parser"),
-    ("label_delimiter", "label_delimiter"),
-    ("output_time", "output_time"),
-    ("output_tag", "output_tag"),
-    ("localtime", "localtime"),
-    ("utc", "utc"),
-    ("timezone", "timezone"),
-    ("message_key", "message_key"),
-    ("add_newline", "add_newline"),
-    ("output_type", "output_type"),
-];
-
-/// The `<format>` section an output uses: its own (with `@type` defaulting to `default_type`),
-/// else one built from v0 flat parameters, else an empty one of `default_type`.
+/// The `<format>` section an output uses, with `@type` defaulting to `default_type`. (v0 flat
+/// parameters have become this section in `config_parser::compat`.)
 pub fn format_element(owner: &Element, default_type: &str) -> Element {
-    let mut e = match owner.child("format") {
-        Some(f) => f.clone(),
-        None => {
-            let mut e = Element::new("format", "", owner.span.clone());
-            for (flat, key) in FORMATTER_COMPAT_PARAMS {
-                if let Some(p) = owner.param(flat) {
-                    e.params.push(crate::config_parser::Param {
-                        key: key.to_string(),
-                        ..p.clone()
-                    });
-                }
-            }
-            e
-        }
-    };
+    let mut e = owner
+        .child("format")
+        .cloned()
+        .unwrap_or_else(|| Element::new("format", "", owner.span.clone()));
     if e.plugin_type().is_none() {
         e.set("@type", default_type);
     }
     e
 }
 
-/// out_stdout's parameters. The flat ones after `buffer` are v0 spellings that
-/// [`format_element`] and [`Inject::from_owner`] move into `<format>` / `<inject>`.
+/// out_stdout's parameters.
 #[derive(Deserialize)]
 #[allow(dead_code)]
 struct StdoutConf {
     /// Fluentd writes through its logger, whose output is stdout as well.
     #[serde(default = "default_true")]
     use_logger: bool,
-    /// The `<format>` section (or the v0 `format` parameter).
     format: Option<Nested>,
     inject: Option<Nested>,
     buffer: Option<Nested>,
-    output_type: Option<String>,
-    delimiter: Option<String>,
-    force_quotes: Option<String>,
-    fields: Option<String>,
-    json_parser: Option<String>,
-    label_delimiter: Option<String>,
-    output_time: Option<String>,
-    output_tag: Option<String>,
-    localtime: Option<String>,
-    utc: Option<String>,
-    timezone: Option<String>,
-    message_key: Option<String>,
-    add_newline: Option<String>,
-    include_time_key: Option<String>,
-    time_key: Option<String>,
-    time_format: Option<String>,
-    include_tag_key: Option<String>,
-    tag_key: Option<String>,
-    time_as_epoch: Option<String>,
 }
 
 pub struct StdoutOutput {
@@ -246,27 +195,6 @@ mod tests {
         assert_eq!(lines(&owner, stream()), "{\"a\":1}\n{\"a\":2}\n");
     }
 
-    #[test]
-    fn v0_flat_output_type_and_format() {
-        let owner = section("match", &[("output_type", "hash")]);
-        let e = format_element(&owner, "stdout");
-        assert_eq!(e.plugin_type(), Some("stdout"));
-        assert_eq!(e.get("output_type"), Some("hash"));
-        let owner = section("match", &[("format", "ltsv"), ("delimiter", "|")]);
-        assert_eq!(lines(&owner, stream()), "a:1\na:2\n");
-        let owner = section("match", &[("format", "json"), ("include_tag_key", "true")]);
-        assert_eq!(
-            lines(&owner, stream()),
-            "{\"a\":1,\"tag\":\"t\"}\n{\"a\":2,\"tag\":\"t\"}\n"
-        );
-        let mut owner = section("match", &[]);
-        owner
-            .elements
-            .push(section("format", &[("output_type", "ltsv")]));
-        let e = format_element(&owner, "stdout");
-        assert_eq!(e.plugin_type(), Some("stdout"));
-    }
-
     fn parse_match(text: &str) -> Element {
         let root = crate::config_parser::parse_str(
             text,
@@ -326,7 +254,10 @@ mod tests {
             .elements
             .push(section("buffer", &[("flush_interval", "1s")]));
         assert!(create(&owner, &PluginContext::for_tests()).is_ok());
-        let owner = section("match", &[("@type", "stdout"), ("output_type", "nope")]);
+        let mut owner = section("match", &[("@type", "stdout")]);
+        owner
+            .elements
+            .push(section("format", &[("output_type", "nope")]));
         assert!(create(&owner, &PluginContext::for_tests()).is_err());
     }
 }
