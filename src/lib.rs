@@ -9,6 +9,8 @@ pub mod logging;
 pub mod plugins;
 pub mod record_accessor;
 pub mod router;
+#[cfg(test)]
+pub mod test_util;
 pub mod timefmt;
 pub mod timeparse;
 pub mod util;

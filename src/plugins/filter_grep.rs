@@ -327,44 +327,14 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Filter>, Co
 mod tests {
     use super::*;
     use crate::event::EventTime;
+    use crate::test_util::{directive, json_record};
 
     fn filter_elem(conf: &str) -> Element {
-        let text = format!("<filter t>\n  @type grep\n{conf}\n</filter>\n");
-        let root = crate::config_parser::parse_str(
-            &text,
-            std::path::Path::new("fluent.conf"),
-            &Default::default(),
-        )
-        .unwrap();
-        root.elements.into_iter().next().unwrap()
+        directive(&format!("<filter t>\n  @type grep\n{conf}\n</filter>\n"))
     }
 
     fn grep(conf: &str) -> Result<Box<dyn Filter>, ConfigError> {
         create(&filter_elem(conf), &PluginContext::for_tests())
-    }
-
-    fn json_record(line: &str) -> Record {
-        fn conv(v: serde_json::Value) -> Value {
-            match v {
-                serde_json::Value::Null => Value::Nil,
-                serde_json::Value::Bool(b) => Value::Bool(b),
-                serde_json::Value::Number(n) => match n.as_i64() {
-                    Some(i) => Value::Int(i),
-                    None => Value::Float(n.as_f64().unwrap_or(0.0)),
-                },
-                serde_json::Value::String(s) => Value::from(s),
-                serde_json::Value::Array(a) => Value::Array(a.into_iter().map(conv).collect()),
-                serde_json::Value::Object(o) => Value::Map(
-                    o.into_iter()
-                        .map(|(k, v)| (k.into_bytes(), conv(v)))
-                        .collect(),
-                ),
-            }
-        }
-        match conv(serde_json::from_str(line).unwrap()) {
-            Value::Map(m) => m,
-            _ => panic!("not an object"),
-        }
     }
 
     /// The five records of the grep cases' input.log.

@@ -654,16 +654,12 @@ pub(crate) fn record_to_json(r: &Record) -> String {
 mod tests {
     use super::*;
     use crate::router::Emitter;
+    use crate::test_util::directive;
 
     fn elem(conf: &str) -> Element {
-        let text = format!("<filter **>\n  @type record_transformer\n{conf}\n</filter>\n");
-        let root = crate::config_parser::parse_str(
-            &text,
-            std::path::Path::new("fluent.conf"),
-            &Default::default(),
-        )
-        .unwrap();
-        root.elements.into_iter().next().unwrap()
+        directive(&format!(
+            "<filter **>\n  @type record_transformer\n{conf}\n</filter>\n"
+        ))
     }
 
     fn ctx() -> PluginContext {

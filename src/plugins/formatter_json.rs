@@ -109,29 +109,8 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Formatter>,
 
 #[cfg(test)]
 pub(crate) mod test_util {
-    use crate::config_parser::{Element, SourceFile, Span};
-    use crate::event::{Record, Value};
-    use std::sync::Arc;
-
-    /// A `<format>` element with the given parameters.
-    pub fn section(name: &str, params: &[(&str, &str)]) -> Element {
-        let file = Arc::new(SourceFile {
-            path: "test.conf".into(),
-            text: String::new(),
-        });
-        let mut e = Element::new(name, "", Span::new(file, 0));
-        for (k, v) in params {
-            e.set(k, v);
-        }
-        e
-    }
-
-    pub fn rec(fields: Vec<(&str, Value)>) -> Record {
-        fields
-            .into_iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v))
-            .collect()
-    }
+    use crate::event::Record;
+    pub use crate::test_util::{rec, section};
 
     /// Runs a formatter built from `params` on one record.
     pub fn run(

@@ -456,18 +456,14 @@ mod tests {
     use crate::event::{EventTime, Value};
     use crate::plugins::filter_record_transformer::record_to_json;
     use crate::router::LabelTable;
+    use crate::test_util::directive;
     use crate::util::value_from_json as json_to_value;
     use std::collections::HashMap;
 
     fn elem(conf: &str) -> Element {
-        let text = format!("<match src.logs>\n  @type rewrite_tag_filter\n{conf}\n</match>\n");
-        let root = crate::config_parser::parse_str(
-            &text,
-            std::path::Path::new("fluent.conf"),
-            &Default::default(),
-        )
-        .unwrap();
-        root.elements.into_iter().next().unwrap()
+        directive(&format!(
+            "<match src.logs>\n  @type rewrite_tag_filter\n{conf}\n</match>\n"
+        ))
     }
 
     struct Setup {

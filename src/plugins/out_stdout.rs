@@ -98,6 +98,7 @@ mod tests {
     use super::super::formatter_json::test_util::*;
     use super::*;
     use crate::event::{EventTime, Value};
+    use crate::test_util::directive;
 
     fn output(owner: &Element) -> StdoutOutput {
         let ctx = PluginContext::for_tests();
@@ -195,19 +196,9 @@ mod tests {
         assert_eq!(lines(&owner, stream()), "{\"a\":1}\n{\"a\":2}\n");
     }
 
-    fn parse_match(text: &str) -> Element {
-        let root = crate::config_parser::parse_str(
-            text,
-            std::path::Path::new("fluent.conf"),
-            &Default::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        root.elements.into_iter().next().expect("one section")
-    }
-
     #[test]
     fn case_093_from_config_text() {
-        let owner = parse_match(
+        let owner = directive(
             "<match t>\n  @type stdout\n  <format>\n    @type json\n  </format>\n  <inject>\n    time_key t1\n    time_type string\n    time_format %Y-%m-%dT%H:%M:%S.%3N%z\n    timezone +09:00\n  </inject>\n</match>\n",
         );
         let mut es = EventStream::new();
@@ -230,7 +221,7 @@ mod tests {
             ("c", Value::str("plain")),
         ]);
         let one = |conf: &str| {
-            let owner = parse_match(conf);
+            let owner = directive(conf);
             lines(&owner, EventStream::one(EventTime::new(0, 0), r.clone()))
         };
         assert_eq!(
