@@ -584,97 +584,39 @@ impl<'de> IntoDeserializer<'de, DeError> for OwnedValueDe {
     }
 }
 
+/// Each method converts through [`ValueDe`], which holds the conversion rules.
+macro_rules! via_value_de {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, DeError> {
+                let v = ParamValue::Str(self.value);
+                ValueDe {
+                    key: &self.key,
+                    value: &v,
+                    span: &self.span,
+                    strict: self.strict,
+                }
+                .$method($($arg,)* visitor)
+            }
+        )*
+    };
+}
+
 impl<'de> de::Deserializer<'de> for OwnedValueDe {
     type Error = DeError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let v = ParamValue::Str(self.value);
-        ValueDe {
-            key: &self.key,
-            value: &v,
-            span: &self.span,
-            strict: self.strict,
-        }
-        .deserialize_any(visitor)
-    }
-
-    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let v = ParamValue::Str(self.value);
-        ValueDe {
-            key: &self.key,
-            value: &v,
-            span: &self.span,
-            strict: self.strict,
-        }
-        .deserialize_bool(visitor)
-    }
-
-    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let v = ParamValue::Str(self.value);
-        ValueDe {
-            key: &self.key,
-            value: &v,
-            span: &self.span,
-            strict: self.strict,
-        }
-        .deserialize_i64(visitor)
-    }
-
-    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let v = ParamValue::Str(self.value);
-        ValueDe {
-            key: &self.key,
-            value: &v,
-            span: &self.span,
-            strict: self.strict,
-        }
-        .deserialize_u64(visitor)
-    }
-
-    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let v = ParamValue::Str(self.value);
-        ValueDe {
-            key: &self.key,
-            value: &v,
-            span: &self.span,
-            strict: self.strict,
-        }
-        .deserialize_f64(visitor)
+    via_value_de! {
+        deserialize_any();
+        deserialize_bool();
+        deserialize_i64();
+        deserialize_u64();
+        deserialize_f64();
+        deserialize_newtype_struct(name: &'static str);
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_some(self)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        let v = ParamValue::Str(self.value);
-        ValueDe {
-            key: &self.key,
-            value: &v,
-            span: &self.span,
-            strict: self.strict,
-        }
-        .deserialize_newtype_struct(name, visitor)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        let v = ParamValue::Str(self.value);
-        ValueDe {
-            key: &self.key,
-            value: &v,
-            span: &self.span,
-            strict: self.strict,
-        }
-        .deserialize_enum(name, variants, visitor)
     }
 
     serde::forward_to_deserialize_any! {
