@@ -3,7 +3,9 @@
 
 Usage: journal-writer.py SPEC.json OUT.journal
 
-SPEC is a JSON array of entries:
+SPEC is a JSON array of entries, or an object {"file_id": HEX32, "boot_id": HEX32,
+"entries": [...]} (files read together need distinct ids, or libsystemd takes their entries
+for the same ones). An entry is
   {"realtime": 1700000000000000, "monotonic": 1000000, "fields": [ITEM, ...]}
 where ITEM is "NAME=value" (UTF-8), {"hex": "4e414d453d00ff"} for raw bytes, or
 {"name": "BIG", "repeat": "x", "count": 70000} for a large field.
@@ -23,7 +25,6 @@ MASK = 0xFFFFFFFF
 FILE_ID = bytes.fromhex("5e1f0d3c9a7b4e21a0c3d5e7f9b1c2d4")
 MACHINE_ID = bytes.fromhex("fedcba9876543210fedcba9876543210")
 BOOT_ID = bytes.fromhex("0123456789abcdef0123456789abcdef")
-SEQNUM_ID = FILE_ID
 
 OBJECT_DATA, OBJECT_FIELD, OBJECT_ENTRY = 1, 2, 3
 OBJECT_DATA_HASH_TABLE, OBJECT_FIELD_HASH_TABLE, OBJECT_ENTRY_ARRAY = 4, 5, 6
@@ -88,7 +89,9 @@ def item_bytes(item):
 
 
 class Writer:
-    def __init__(self):
+    def __init__(self, file_id=FILE_ID, boot_id=BOOT_ID):
+        self.file_id = file_id
+        self.boot_id = boot_id
         self.objects = []  # [offset, type, payload-builder]
         self.offset = HEADER_SIZE
         self.data = {}  # bytes -> dict
@@ -201,7 +204,7 @@ class Writer:
         for e in self.entries:
             obj(e["offset"], OBJECT_ENTRY, 64 + 16 * len(e["datas"]))
             struct.pack_into("<QQQ", out, e["offset"] + 16, e["seqnum"], e["realtime"], e["monotonic"])
-            out[e["offset"] + 40:e["offset"] + 56] = BOOT_ID
+            out[e["offset"] + 40:e["offset"] + 56] = self.boot_id
             struct.pack_into("<Q", out, e["offset"] + 56, e["xor"])
             for i, d in enumerate(e["datas"]):
                 struct.pack_into("<QQ", out, e["offset"] + 64 + 16 * i, d["offset"], d["hash"])
@@ -219,10 +222,10 @@ class Writer:
         tail = self.entries[-1] if self.entries else None
         out[0:8] = b"LPKSHHRH"
         struct.pack_into("<IIB", out, 8, 0, 0, 0)  # flags: none; state: offline
-        out[24:40] = FILE_ID
+        out[24:40] = self.file_id
         out[40:56] = MACHINE_ID
-        out[56:72] = BOOT_ID
-        out[72:88] = SEQNUM_ID
+        out[56:72] = self.boot_id
+        out[72:88] = self.file_id
         struct.pack_into(
             "<21Q", out, 88,
             HEADER_SIZE, len(out) - HEADER_SIZE,
@@ -244,8 +247,14 @@ def main():
         sys.stderr.write(__doc__)
         return 2
     with open(sys.argv[1], encoding="utf-8") as f:
-        specs = json.load(f)
-    data = Writer().build(specs)
+        spec = json.load(f)
+    if isinstance(spec, dict):
+        writer = Writer(bytes.fromhex(spec.get("file_id", FILE_ID.hex())),
+                        bytes.fromhex(spec.get("boot_id", BOOT_ID.hex())))
+        entries = spec.get("entries", [])
+    else:
+        writer, entries = Writer(), spec
+    data = writer.build(entries)
     with open(sys.argv[2], "wb") as f:
         f.write(data)
     return 0

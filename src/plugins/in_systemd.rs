@@ -132,16 +132,11 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
     );
 
     let storage_elem = elem.child("storage");
-    let storage = Storage::configure(
-        cfg.storage.as_ref(),
-        storage_elem,
-        elem.get("@id"),
-        ctx,
-    )
-    .map_err(|msg| match storage_elem {
-        Some(s) => s.error(msg),
-        None => elem.error(msg),
-    })?;
+    let storage = Storage::configure(cfg.storage.as_ref(), storage_elem, elem.get("@id"), ctx)
+        .map_err(|msg| match storage_elem {
+            Some(s) => s.error(msg),
+            None => elem.error(msg),
+        })?;
 
     Ok(Box::new(SystemdInput {
         path: cfg.path,
@@ -289,7 +284,10 @@ impl EntryMutator {
             .collect();
         EntryMutator {
             map,
-            sources: field_map.iter().map(|(s, _)| s.clone().into_bytes()).collect(),
+            sources: field_map
+                .iter()
+                .map(|(s, _)| s.clone().into_bytes())
+                .collect(),
             strict,
             strip_underscores,
             lowercase,
@@ -340,10 +338,7 @@ impl EntryMutator {
     fn map_fields(&self, entry: &Record) -> Record {
         let mut out = Record::new();
         for (dst, srcs) in &self.map {
-            let vals: Vec<&Value> = srcs
-                .iter()
-                .filter_map(|s| lookup(entry, s))
-                .collect();
+            let vals: Vec<&Value> = srcs.iter().filter_map(|s| lookup(entry, s)).collect();
             match vals.as_slice() {
                 [] => {}
                 [one] => out.insert(dst.clone(), (*one).clone()),
@@ -367,9 +362,7 @@ impl EntryMutator {
 fn lookup<'a>(entry: &'a Record, key: &[u8]) -> Option<&'a Value> {
     match entry.get(key) {
         Some(v) if !v.is_nil() => Some(v),
-        _ => entry
-            .get(key.to_ascii_uppercase())
-            .filter(|v| !v.is_nil()),
+        _ => entry.get(key.to_ascii_uppercase()).filter(|v| !v.is_nil()),
     }
 }
 
@@ -392,7 +385,10 @@ fn record_from_items(items: Vec<Vec<u8>>) -> Record {
 }
 
 fn event_time(usec: u64) -> EventTime {
-    EventTime::new((usec / 1_000_000) as i64, ((usec % 1_000_000) * 1000) as u32)
+    EventTime::new(
+        (usec / 1_000_000) as i64,
+        ((usec % 1_000_000) * 1000) as u32,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -565,23 +561,33 @@ impl Storage {
 
 type Sd = c_void;
 
+type FnOpenDirectory = unsafe extern "C" fn(*mut *mut Sd, *const c_char, c_int) -> c_int;
+type FnClose = unsafe extern "C" fn(*mut Sd);
+type FnMatch = unsafe extern "C" fn(*mut Sd, *const c_void, usize) -> c_int;
+type FnJournal = unsafe extern "C" fn(*mut Sd) -> c_int;
+type FnSeekCursor = unsafe extern "C" fn(*mut Sd, *const c_char) -> c_int;
+type FnSkip = unsafe extern "C" fn(*mut Sd, u64) -> c_int;
+type FnEnumerate = unsafe extern "C" fn(*mut Sd, *mut *const c_void, *mut usize) -> c_int;
+type FnRealtime = unsafe extern "C" fn(*mut Sd, *mut u64) -> c_int;
+type FnCursor = unsafe extern "C" fn(*mut Sd, *mut *mut c_char) -> c_int;
+
 /// The `sd_journal_*` functions used here (signatures from the sd-journal man pages).
 struct Lib {
-    open_directory: unsafe extern "C" fn(*mut *mut Sd, *const c_char, c_int) -> c_int,
-    close: unsafe extern "C" fn(*mut Sd),
-    add_match: unsafe extern "C" fn(*mut Sd, *const c_void, usize) -> c_int,
-    add_disjunction: unsafe extern "C" fn(*mut Sd) -> c_int,
-    seek_head: unsafe extern "C" fn(*mut Sd) -> c_int,
-    seek_tail: unsafe extern "C" fn(*mut Sd) -> c_int,
-    seek_cursor: unsafe extern "C" fn(*mut Sd, *const c_char) -> c_int,
-    next: unsafe extern "C" fn(*mut Sd) -> c_int,
-    next_skip: unsafe extern "C" fn(*mut Sd, u64) -> c_int,
-    previous_skip: unsafe extern "C" fn(*mut Sd, u64) -> c_int,
-    restart_data: unsafe extern "C" fn(*mut Sd),
-    enumerate_data: unsafe extern "C" fn(*mut Sd, *mut *const c_void, *mut usize) -> c_int,
-    get_realtime_usec: unsafe extern "C" fn(*mut Sd, *mut u64) -> c_int,
-    get_cursor: unsafe extern "C" fn(*mut Sd, *mut *mut c_char) -> c_int,
-    wait: unsafe extern "C" fn(*mut Sd, u64) -> c_int,
+    open_directory: FnOpenDirectory,
+    close: FnClose,
+    add_match: FnMatch,
+    add_disjunction: FnJournal,
+    seek_head: FnJournal,
+    seek_tail: FnJournal,
+    seek_cursor: FnSeekCursor,
+    next: FnJournal,
+    next_skip: FnSkip,
+    previous_skip: FnSkip,
+    restart_data: FnClose,
+    enumerate_data: FnEnumerate,
+    get_realtime_usec: FnRealtime,
+    get_cursor: FnCursor,
+    wait: FnSkip,
 }
 
 static LIB: OnceLock<Result<Lib, String>> = OnceLock::new();
@@ -619,28 +625,28 @@ fn load_library() -> Result<Lib, String> {
         }
     };
     macro_rules! f {
-        ($name:literal) => {
+        ($name:literal, $ty:ty) => {
             // SAFETY: the symbol is the libsystemd function of that name, whose C signature
-            // is the field's type.
-            unsafe { std::mem::transmute::<*mut c_void, _>(sym($name)?) }
+            // is `$ty`.
+            unsafe { std::mem::transmute::<*mut c_void, $ty>(sym($name)?) }
         };
     }
     Ok(Lib {
-        open_directory: f!("sd_journal_open_directory"),
-        close: f!("sd_journal_close"),
-        add_match: f!("sd_journal_add_match"),
-        add_disjunction: f!("sd_journal_add_disjunction"),
-        seek_head: f!("sd_journal_seek_head"),
-        seek_tail: f!("sd_journal_seek_tail"),
-        seek_cursor: f!("sd_journal_seek_cursor"),
-        next: f!("sd_journal_next"),
-        next_skip: f!("sd_journal_next_skip"),
-        previous_skip: f!("sd_journal_previous_skip"),
-        restart_data: f!("sd_journal_restart_data"),
-        enumerate_data: f!("sd_journal_enumerate_data"),
-        get_realtime_usec: f!("sd_journal_get_realtime_usec"),
-        get_cursor: f!("sd_journal_get_cursor"),
-        wait: f!("sd_journal_wait"),
+        open_directory: f!("sd_journal_open_directory", FnOpenDirectory),
+        close: f!("sd_journal_close", FnClose),
+        add_match: f!("sd_journal_add_match", FnMatch),
+        add_disjunction: f!("sd_journal_add_disjunction", FnJournal),
+        seek_head: f!("sd_journal_seek_head", FnJournal),
+        seek_tail: f!("sd_journal_seek_tail", FnJournal),
+        seek_cursor: f!("sd_journal_seek_cursor", FnSeekCursor),
+        next: f!("sd_journal_next", FnJournal),
+        next_skip: f!("sd_journal_next_skip", FnSkip),
+        previous_skip: f!("sd_journal_previous_skip", FnSkip),
+        restart_data: f!("sd_journal_restart_data", FnClose),
+        enumerate_data: f!("sd_journal_enumerate_data", FnEnumerate),
+        get_realtime_usec: f!("sd_journal_get_realtime_usec", FnRealtime),
+        get_cursor: f!("sd_journal_get_cursor", FnCursor),
+        wait: f!("sd_journal_wait", FnSkip),
     })
 }
 
@@ -654,8 +660,10 @@ struct JournalError(c_int);
 
 impl std::fmt::Display for JournalError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let e = std::io::Error::from_raw_os_error(-self.0);
-        write!(f, "Systemd::JournalError: {e}")
+        // strerror's text, as Ruby's Errno messages (without Rust's "(os error N)").
+        let e = std::io::Error::from_raw_os_error(-self.0).to_string();
+        let text = e.split(" (os error").next().unwrap_or(&e);
+        write!(f, "Systemd::JournalError: {text}")
     }
 }
 
@@ -799,7 +807,11 @@ pub struct SystemdInput {
 impl SystemdInput {
     /// Opens the journal, applies the matches and seeks: to the stored cursor (resuming after
     /// it), else to the head or to the last entry.
-    fn init_journal(&self, lib: &'static Lib, warned: &mut HashSet<PathBuf>) -> Result<Journal, String> {
+    fn init_journal(
+        &self,
+        lib: &'static Lib,
+        warned: &mut HashSet<PathBuf>,
+    ) -> Result<Journal, String> {
         warn_damaged_files(Path::new(&self.path), warned);
         let mut j = Journal::open_directory(lib, &self.path)?;
         for t in &self.matches {
@@ -858,9 +870,7 @@ impl SystemdInput {
                 }
             }
             n += 1;
-            let read = j
-                .items()
-                .and_then(|items| Ok((items, j.realtime_usec()?)));
+            let read = j.items().and_then(|items| Ok((items, j.realtime_usec()?)));
             let (items, usec) = match read {
                 Ok(x) => x,
                 Err(e) => {
@@ -1008,7 +1018,10 @@ fn journal_file_problem(path: &Path) -> Option<&'static str> {
         u64::from_le_bytes(b)
     };
     let (header_size, arena_size) = (u64_at(88), u64_at(96));
-    if header_size.checked_add(arena_size).is_none_or(|end| end > len) {
+    if header_size
+        .checked_add(arena_size)
+        .is_none_or(|end| end > len)
+    {
         return Some("truncated (its header announces more data than the file holds)");
     }
     None
@@ -1061,7 +1074,10 @@ mod tests {
 
     #[test]
     fn realtime_microseconds_become_event_time() {
-        assert_eq!(event_time(1_700_000_001_250_000), EventTime::new(1_700_000_001, 250_000_000));
+        assert_eq!(
+            event_time(1_700_000_001_250_000),
+            EventTime::new(1_700_000_001, 250_000_000)
+        );
     }
 
     #[test]
@@ -1189,7 +1205,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let short = dir.path().join("short.journal");
         std::fs::write(&short, b"LPKSHHRH").unwrap();
-        assert!(journal_file_problem(&short).unwrap().starts_with("truncated"));
+        assert!(journal_file_problem(&short)
+            .unwrap()
+            .starts_with("truncated"));
         let bad = dir.path().join("bad.journal");
         std::fs::write(&bad, [0u8; 300]).unwrap();
         assert_eq!(
@@ -1202,7 +1220,9 @@ mod tests {
         h[96..104].copy_from_slice(&4096u64.to_le_bytes());
         let cut = dir.path().join("cut.journal");
         std::fs::write(&cut, &h).unwrap();
-        assert!(journal_file_problem(&cut).unwrap().contains("announces more data"));
+        assert!(journal_file_problem(&cut)
+            .unwrap()
+            .contains("announces more data"));
         h[96..104].copy_from_slice(&44u64.to_le_bytes());
         std::fs::write(&cut, &h).unwrap();
         assert_eq!(journal_file_problem(&cut), None);
@@ -1240,9 +1260,11 @@ mod tests {
         let again = Storage::configure(Some(&cfg(&file, true)), None, None, &ctx).unwrap();
         assert_eq!(again.cursor().as_deref(), Some("s=1;i=2"));
         std::fs::write(&file, "[1]").unwrap();
-        assert!(Storage::configure(Some(&cfg(&file, true)), None, None, &ctx)
-            .unwrap_err()
-            .contains("not object"));
+        assert!(
+            Storage::configure(Some(&cfg(&file, true)), None, None, &ctx)
+                .unwrap_err()
+                .contains("not object")
+        );
         let mut nopath = cfg(&file, true);
         nopath.path = None;
         assert!(Storage::configure(Some(&nopath), None, None, &ctx)
