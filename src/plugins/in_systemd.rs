@@ -99,20 +99,14 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
         Some(m) => m,
         None => &cfg.filters,
     };
-    let at = |key: &str| match elem.param(key) {
-        Some(p) => ConfigError::at(String::new(), &p.span),
-        None => elem.error(String::new()),
+    let key = if cfg.matches.is_some() {
+        "matches"
+    } else {
+        "filters"
     };
-    let matches = parse_matches(conditions).map_err(|msg| {
-        let key = if cfg.matches.is_some() {
-            "matches"
-        } else {
-            "filters"
-        };
-        ConfigError {
-            message: msg,
-            ..at(key)
-        }
+    let matches = parse_matches(conditions).map_err(|msg| match elem.param(key) {
+        Some(p) => ConfigError::at(msg, &p.span),
+        None => elem.error(msg),
     })?;
 
     let entry_elem = elem.child("entry");
