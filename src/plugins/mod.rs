@@ -19,6 +19,7 @@ pub mod formatter_single_value;
 pub mod formatter_stdout;
 pub mod formatter_tsv;
 pub mod in_sample;
+pub mod in_systemd;
 pub mod in_tail;
 pub mod inject;
 pub mod out_copy;
@@ -186,6 +187,7 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("tail", in_tail::create),
     ("sample", in_sample::create),
     ("dummy", in_sample::create),
+    ("systemd", in_systemd::create),
 ];
 
 pub const FILTERS: &[(&str, FilterCtor)] = &[
