@@ -5,6 +5,8 @@ use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record};
 use crate::router::{Emitter, ErrorSink, Shutdown};
 
+pub mod buf_file;
+pub mod buf_memory;
 pub mod filter_grep;
 pub mod filter_parser;
 pub mod filter_record_transformer;
