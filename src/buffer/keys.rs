@@ -489,8 +489,8 @@ mod tests {
             "Parameter 'path: /o/${host}' has placeholders, but chunk keys doesn't have keys host"
         );
         assert_eq!(
-            p.validate("path", "/o/%Y").unwrap_err(),
-            "Parameter 'path: /o/%Y' has timestamp placeholders, but chunk key 'time' is not configured"
+            p.validate("path", "/o/%d").unwrap_err(),
+            "Parameter 'path: /o/%d' has timestamp placeholders, but chunk key 'time' is not configured"
         );
         let p = keys(&["tag", "host"], None).placeholders();
         assert_eq!(
