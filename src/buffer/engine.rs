@@ -147,10 +147,7 @@ impl Inner {
     fn enqueue_locked(&self, st: &mut State, meta: &Metadata) {
         if let Some(mut e) = st.staged.remove(meta) {
             if let Err(err) = e.store.enqueue() {
-                tracing::error!(
-                    "failed to enqueue buffer chunk {}: {err}",
-                    hex_id(&e.id)
-                );
+                tracing::error!("failed to enqueue buffer chunk {}: {err}", hex_id(&e.id));
             }
             st.queue.push_back(e);
             self.work.notify_one();
@@ -266,10 +263,7 @@ impl Inner {
             let id = generate_unique_id();
             let created = now_f64();
             let store = self.store.create(id, meta, created)?;
-            let latest = st
-                .staged
-                .keys()
-                .all(|m| m.timekey <= meta.timekey);
+            let latest = st.staged.keys().all(|m| m.timekey <= meta.timekey);
             if latest {
                 self.output.chunk_created(meta, store.path());
             }
@@ -589,7 +583,9 @@ impl Inner {
                             break e;
                         }
                     }
-                    let d = wait.unwrap_or(self.s.flush_thread_interval.max(0.01)).min(1.0);
+                    let d = wait
+                        .unwrap_or(self.s.flush_thread_interval.max(0.01))
+                        .min(1.0);
                     self.work.wait_for(&mut st, Duration::from_secs_f64(d));
                 }
             };
@@ -605,7 +601,9 @@ impl Inner {
         if self.s.keys.time {
             interval = interval.min(self.s.keys.timekey as f64);
         }
-        let interval = (interval / 11.0).max(self.s.flush_thread_interval).max(0.001);
+        let interval = (interval / 11.0)
+            .max(self.s.flush_thread_interval)
+            .max(0.001);
         let mut st = self.state.lock();
         loop {
             if !st.running {
@@ -666,7 +664,10 @@ impl Output for BufferedEngine {
                 let _ = r.queued;
                 let mut store = r.chunk;
                 if let Err(e) = store.enqueue() {
-                    tracing::warn!("failed to enqueue resumed chunk {}: {e}", hex_id(&r.unique_id));
+                    tracing::warn!(
+                        "failed to enqueue resumed chunk {}: {e}",
+                        hex_id(&r.unique_id)
+                    );
                 }
                 st.queue.push_back(Entry {
                     id: r.unique_id,

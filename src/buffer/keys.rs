@@ -19,6 +19,8 @@ pub struct ChunkKeys {
     pub timekey_use_utc: bool,
     /// The zone slots are aligned to and strftime placeholders are shown in.
     pub zone: TimeZoneSpec,
+    /// `timekey` as configured, whether or not `time` is a chunk key.
+    pub configured_timekey: Option<i64>,
 }
 
 impl std::fmt::Debug for ChunkKeys {
@@ -28,7 +30,11 @@ impl std::fmt::Debug for ChunkKeys {
             .field("tag", &self.tag)
             .field(
                 "keys",
-                &self.keys.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                &self
+                    .keys
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
             )
             .field("timekey", &self.timekey)
             .finish()
@@ -109,6 +115,7 @@ impl ChunkKeys {
             timekey: tk,
             timekey_use_utc,
             zone,
+            configured_timekey: timekey.map(|t| (t as i64).max(1)),
         })
     }
 
@@ -181,6 +188,7 @@ impl ChunkKeys {
             keys: self.keys.iter().map(|(k, _)| k.clone()).collect(),
             timekey: self.time.then_some(self.timekey),
             zone: self.zone,
+            configured_timekey: self.configured_timekey,
         }
     }
 }
@@ -194,6 +202,8 @@ pub struct Placeholders {
     pub keys: Vec<String>,
     pub timekey: Option<i64>,
     pub zone: TimeZoneSpec,
+    /// The `timekey` parameter even when `time` is not a chunk key (out_file names files by it).
+    pub configured_timekey: Option<i64>,
 }
 
 /// `${...}` names in `s` (Fluentd's `CHUNK_KEY_PLACEHOLDER_PATTERN` plus `tag[N]`).
@@ -274,7 +284,9 @@ impl Placeholders {
             .iter()
             .any(|(_, _, n)| *n == "tag" || tag_index(n).is_some());
         if self.tag && !has_tag {
-            return Err(format!("Parameter '{name}: {s}' doesn't have tag placeholder"));
+            return Err(format!(
+                "Parameter '{name}: {s}' doesn't have tag placeholder"
+            ));
         }
         if !self.tag && has_tag {
             return Err(format!(
@@ -440,7 +452,10 @@ mod tests {
         );
         let k = keys(&["time"], Some(18000.0));
         // Case 186: timekey 5h → 2023-11-14 20:00 UTC.
-        assert_eq!(k.timekey_of(EventTime::new(1_699_992_800, 0)), 1_699_992_000);
+        assert_eq!(
+            k.timekey_of(EventTime::new(1_699_992_800, 0)),
+            1_699_992_000
+        );
     }
 
     #[test]
@@ -459,7 +474,9 @@ mod tests {
             ),
             "/o/app.web.x/web/x/2023-11-14/h1-abc.log"
         );
-        let none = ChunkKeys::new(&[], None, false, None).unwrap().placeholders();
+        let none = ChunkKeys::new(&[], None, false, None)
+            .unwrap()
+            .placeholders();
         assert_eq!(
             none.expand("/o/${chunk_id}/%Y", &Metadata::default(), "id"),
             "/o/id/%Y"

@@ -143,7 +143,10 @@ pub type BufferedCtor =
 
 /// `<secondary> @type` → constructor.
 pub fn secondary_types() -> Vec<(&'static str, BufferedCtor)> {
-    vec![("secondary_file", secondary::create)]
+    vec![
+        ("secondary_file", secondary::create),
+        ("file", crate::plugins::out_file::create_secondary),
+    ]
 }
 
 static OBJECT_IDS: AtomicU64 = AtomicU64::new(0);
@@ -204,9 +207,7 @@ fn configure<'a>(
     let conf: BufferConf = ctx.configure(belem, "buffer")?;
     let btype = belem.plugin_type().unwrap_or(defaults.buffer_type);
     let names: Vec<String> = match conf.chunk_keys.as_deref().map(str::trim) {
-        Some(a) if !a.is_empty() => {
-            keys::parse_chunk_key_list(a).map_err(|m| belem.error(m))?
-        }
+        Some(a) if !a.is_empty() => keys::parse_chunk_key_list(a).map_err(|m| belem.error(m))?,
         _ => defaults.chunk_keys.iter().map(|s| s.to_string()).collect(),
     };
     if let Some((k, msg)) = defaults.required_chunk_key {

@@ -68,12 +68,18 @@ impl RetryState {
     fn calc_max_retry_timeout(&self, max_steps: u64) -> f64 {
         match self.p.retry_type {
             RetryType::Periodic => self.p.wait * max_steps as f64,
-            RetryType::ExponentialBackoff => (0..max_steps).map(|i| self.calc_interval(i + 1)).sum(),
+            RetryType::ExponentialBackoff => {
+                (0..max_steps).map(|i| self.calc_interval(i + 1)).sum()
+            }
         }
     }
 
     fn raw_interval(&self, num: i64) -> f64 {
-        self.p.wait * self.p.backoff_base.powi(num.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
+        self.p.wait
+            * self
+                .p
+                .backoff_base
+                .powi(num.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
     }
 
     /// The wait before retry number `num` (Fluentd's `calc_interval`).

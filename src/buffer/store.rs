@@ -69,13 +69,7 @@ impl Backup {
             .unwrap_or_else(|| PathBuf::from("/tmp/fluent"));
         let safe: String = plugin_id
             .chars()
-            .map(|c| {
-                if " \"/\\:;|*<>?".contains(c) {
-                    '_'
-                } else {
-                    c
-                }
-            })
+            .map(|c| if " \"/\\:;|*<>?".contains(c) { '_' } else { c })
             .collect();
         Backup {
             dir: base.join("backup").join("worker0").join(safe),

@@ -38,7 +38,9 @@ pub struct FileStore {
 fn octal(s: Option<&str>, default: u32) -> Result<u32, String> {
     match s {
         None => Ok(default),
-        Some(v) => u32::from_str_radix(v.trim(), 8).map_err(|_| format!("invalid permission '{v}'")),
+        Some(v) => {
+            u32::from_str_radix(v.trim(), 8).map_err(|_| format!("invalid permission '{v}'"))
+        }
     }
 }
 
@@ -51,7 +53,10 @@ impl FileStore {
         plugin_id: Option<&str>,
         root_dir: Option<&Path>,
     ) -> Result<FileStore, String> {
-        let suffix = conf.path_suffix.clone().unwrap_or_else(|| ".log".to_string());
+        let suffix = conf
+            .path_suffix
+            .clone()
+            .unwrap_or_else(|| ".log".to_string());
         let (path, from_root) = match (&conf.path, plugin_id, root_dir) {
             (Some(p), _, _) => (p.clone(), false),
             (None, Some(id), Some(root)) => (
@@ -413,7 +418,13 @@ impl FileStore {
         let _ = std::fs::remove_file(meta_path(path));
     }
 
-    fn resume_one(&self, path: &Path, state: char, id: [u8; 16], backup: &Backup) -> Option<Resumed> {
+    fn resume_one(
+        &self,
+        path: &Path,
+        state: char,
+        id: [u8; 16],
+        backup: &Backup,
+    ) -> Option<Resumed> {
         let mode = if state == 'b' { "staged" } else { "queued" };
         let size = match std::fs::metadata(path) {
             Ok(m) => m.len(),
@@ -430,7 +441,13 @@ impl FileStore {
             {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    self.broken(path, &id, mode, &format!("{mode} meta file is broken. {e}"), backup);
+                    self.broken(
+                        path,
+                        &id,
+                        mode,
+                        &format!("{mode} meta file is broken. {e}"),
+                        backup,
+                    );
                     return None;
                 }
             }
@@ -599,7 +616,10 @@ mod tests {
 
     #[test]
     fn broken_meta_is_reported() {
-        assert_eq!(decode_meta(b"\xc1\x00\x00\x00\x00\x05abc").unwrap_err(), "invalid meta data");
+        assert_eq!(
+            decode_meta(b"\xc1\x00\x00\x00\x00\x05abc").unwrap_err(),
+            "invalid meta data"
+        );
         assert_eq!(decode_meta(b"\x80").unwrap_err(), "invalid unique_id");
     }
 
@@ -617,9 +637,11 @@ mod tests {
         let s = FileStore::configure(&conf(Some(&format!("{dir}/x.*"))), None, None, None).unwrap();
         assert_eq!(s.pattern, format!("{dir}/x.*.log"));
         std::fs::write(format!("{dir}/file"), b"").unwrap();
-        let s = FileStore::configure(&conf(Some(&format!("{dir}/file"))), None, None, None).unwrap();
+        let s =
+            FileStore::configure(&conf(Some(&format!("{dir}/file"))), None, None, None).unwrap();
         assert_eq!(s.pattern, format!("{dir}/file.*.log"));
-        let s = FileStore::configure(&conf(None), None, Some("out1"), Some(Path::new("/r"))).unwrap();
+        let s =
+            FileStore::configure(&conf(None), None, Some("out1"), Some(Path::new("/r"))).unwrap();
         assert_eq!(s.pattern, "/r/worker0/out1/buffer/buffer.*.log");
         assert_eq!(
             FileStore::configure(&conf(None), None, None, None).unwrap_err(),
@@ -628,13 +650,16 @@ mod tests {
         let id = [0xab; 16];
         assert_eq!(
             s.chunk_path('b', &id),
-            PathBuf::from(format!("/r/worker0/out1/buffer/buffer.b{}.log", hex_id(&id)))
+            PathBuf::from(format!(
+                "/r/worker0/out1/buffer/buffer.b{}.log",
+                hex_id(&id)
+            ))
         );
+        assert_eq!(s.parse_name(&s.chunk_path('q', &id)), Some(('q', id)));
         assert_eq!(
-            s.parse_name(&s.chunk_path('q', &id)),
-            Some(('q', id))
+            s.parse_name(Path::new("/r/worker0/out1/buffer/buffer.x.log")),
+            None
         );
-        assert_eq!(s.parse_name(Path::new("/r/worker0/out1/buffer/buffer.x.log")), None);
     }
 
     #[test]
@@ -674,9 +699,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("buf").to_string_lossy().into_owned();
         let s = FileStore::configure(&conf(Some(&dir)), None, None, None).unwrap();
-        let mut a = s.create([1; 16], &Metadata::default(), 1_700_000_000.0).unwrap();
+        let mut a = s
+            .create([1; 16], &Metadata::default(), 1_700_000_000.0)
+            .unwrap();
         a.append(b"bad\n", 1).unwrap();
-        let mut b = s.create([2; 16], &Metadata::default(), 1_700_000_000.0).unwrap();
+        let mut b = s
+            .create([2; 16], &Metadata::default(), 1_700_000_000.0)
+            .unwrap();
         b.append(b"good\n", 1).unwrap();
         let p = a.path().unwrap().to_path_buf();
         drop(a);
