@@ -759,3 +759,306 @@ impl Output for BufferedEngine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::{build, BufferDefaults};
+    use crate::config_parser::Element;
+    use crate::event::{EventTime, Record, Value};
+    use crate::plugins::formatter_json::test_util::section;
+    use crate::plugins::PluginContext;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Formats each event as its `n` value and a newline; fails the first `fail` writes.
+    #[derive(Clone, Default)]
+    struct Probe {
+        written: Arc<Mutex<Vec<(Metadata, Vec<u8>)>>>,
+        fail: Arc<AtomicUsize>,
+        unrecoverable: bool,
+    }
+
+    impl BufferedOutput for Probe {
+        fn format(&self, _tag: &str, es: &EventStream, out: &mut Vec<u8>) {
+            for e in es.iter() {
+                if let Some(Value::Int(n)) = e.record.get("n") {
+                    out.extend_from_slice(format!("{n}\n").as_bytes());
+                }
+            }
+        }
+        fn write(&self, chunk: &Chunk) -> Result<(), WriteError> {
+            if self.fail.load(Ordering::SeqCst) > 0 {
+                self.fail.fetch_sub(1, Ordering::SeqCst);
+                return Err(if self.unrecoverable {
+                    WriteError::Unrecoverable("boom".into())
+                } else {
+                    WriteError::Retriable("down".into())
+                });
+            }
+            self.written
+                .lock()
+                .push((chunk.metadata.clone(), chunk.data.clone()));
+            Ok(())
+        }
+    }
+
+    fn stream(ns: std::ops::Range<i64>) -> EventStream {
+        let mut es = EventStream::new();
+        for n in ns {
+            let mut r = Record::new();
+            r.insert("n", Value::Int(n));
+            es.push(EventTime::new(1_700_000_000 + n, 0), r);
+        }
+        es
+    }
+
+    fn engine(params: &[(&str, &str)], probe: &Probe, root: Option<&Path>) -> BufferedEngine {
+        let mut m = section("match", &[("@type", "probe"), ("@id", "p1")]);
+        let mut b: Element = section("buffer", params);
+        b.arg = String::new();
+        m.elements.push(b);
+        let mut ctx = PluginContext::for_tests();
+        ctx.root_dir = root.map(Path::to_path_buf);
+        let (settings, store, _) =
+            crate::buffer::configure(&m, &ctx, &BufferDefaults::default()).unwrap();
+        BufferedEngine::new(Box::new(probe.clone()), None, settings, store)
+    }
+
+    use std::path::Path;
+
+    fn wait_until(mut f: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "condition not reached"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn all_lines(p: &Probe) -> Vec<String> {
+        let mut v: Vec<String> = p
+            .written
+            .lock()
+            .iter()
+            .flat_map(|(_, d)| {
+                String::from_utf8_lossy(d)
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        v.sort_by_key(|s| s.parse::<i64>().unwrap_or(0));
+        v
+    }
+
+    #[test]
+    fn chunk_limit_records_splits_and_shutdown_flushes() {
+        let p = Probe::default();
+        let e = engine(&[("chunk_limit_records", "3")], &p, None);
+        e.start().unwrap();
+        e.emit("t", stream(0..7)).unwrap();
+        e.shutdown();
+        let w = p.written.lock();
+        let sizes: Vec<usize> = w
+            .iter()
+            .map(|(_, d)| d.iter().filter(|b| **b == b'\n').count())
+            .collect();
+        assert_eq!(sizes, vec![3, 3, 1]);
+        drop(w);
+        assert_eq!(
+            all_lines(&p),
+            (0..7).map(|n| n.to_string()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn chunk_limit_size_splits_a_large_batch() {
+        let p = Probe::default();
+        // "0\n".."9\n" are 2 bytes each: 3 per chunk of 6 bytes.
+        let e = engine(&[("chunk_limit_size", "6")], &p, None);
+        e.start().unwrap();
+        e.emit("t", stream(0..10)).unwrap();
+        e.shutdown();
+        let sizes: Vec<usize> = p.written.lock().iter().map(|(_, d)| d.len()).collect();
+        assert_eq!(sizes, vec![6, 6, 6, 2]);
+    }
+
+    #[test]
+    fn overflow_throw_exception_returns_the_stream() {
+        let p = Probe::default();
+        let e = engine(
+            &[("chunk_limit_size", "4"), ("total_limit_size", "8")],
+            &p,
+            None,
+        );
+        // Not started: nothing is written, so the buffer fills up.
+        e.emit("t", stream(0..2)).unwrap();
+        e.emit("t", stream(2..4)).unwrap();
+        let err = e.emit("t", stream(4..6)).unwrap_err();
+        assert_eq!(err.message, "buffer space has too many data");
+        assert_eq!(err.stream.unwrap(), stream(4..6));
+        assert_eq!(e.counts(), (0, 2));
+    }
+
+    #[test]
+    fn overflow_drop_oldest_chunk_counts() {
+        let p = Probe::default();
+        let e = engine(
+            &[
+                ("chunk_limit_size", "4"),
+                ("total_limit_size", "8"),
+                ("overflow_action", "drop_oldest_chunk"),
+            ],
+            &p,
+            None,
+        );
+        e.emit("t", stream(0..2)).unwrap();
+        e.emit("t", stream(2..4)).unwrap();
+        e.emit("t", stream(4..6)).unwrap();
+        assert_eq!(e.inner.dropped_records.load(Ordering::Relaxed), 2);
+        e.start().unwrap();
+        e.shutdown();
+        assert_eq!(all_lines(&p), vec!["2", "3", "4", "5"]);
+    }
+
+    #[test]
+    fn overflow_block_waits_for_room() {
+        let p = Probe::default();
+        let e = Arc::new(engine(
+            &[
+                ("chunk_limit_size", "4"),
+                ("total_limit_size", "8"),
+                ("overflow_action", "block"),
+            ],
+            &p,
+            None,
+        ));
+        e.emit("t", stream(0..2)).unwrap();
+        e.emit("t", stream(2..4)).unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let e2 = e.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(e2.emit("t", stream(4..6)).is_ok());
+        });
+        // The emitter is blocked until flush threads make room.
+        assert!(rx.try_recv().is_err());
+        e.start().unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(20)), Ok(true));
+        e.shutdown();
+        assert_eq!(all_lines(&p).len(), 6);
+    }
+
+    #[test]
+    fn retriable_errors_are_retried_then_logged_success() {
+        let p = Probe::default();
+        p.fail.store(2, Ordering::SeqCst);
+        let e = engine(
+            &[
+                ("flush_mode", "immediate"),
+                ("retry_wait", "0.01"),
+                ("retry_randomize", "false"),
+            ],
+            &p,
+            None,
+        );
+        e.start().unwrap();
+        e.emit("t", stream(0..3)).unwrap();
+        wait_until(|| !p.written.lock().is_empty());
+        assert!(e.inner.state.lock().retry.is_none());
+        e.shutdown();
+        assert_eq!(all_lines(&p), vec!["0", "1", "2"]);
+    }
+
+    #[test]
+    fn unrecoverable_chunk_is_backed_up() {
+        let d = tempfile::tempdir().unwrap();
+        let p = Probe {
+            unrecoverable: true,
+            ..Default::default()
+        };
+        p.fail.store(1, Ordering::SeqCst);
+        let e = engine(&[("flush_mode", "immediate")], &p, Some(d.path()));
+        e.start().unwrap();
+        e.emit("t", stream(0..2)).unwrap();
+        let dir = d.path().join("backup/worker0/p1");
+        wait_until(|| {
+            dir.read_dir()
+                .map(|mut r| r.next().is_some())
+                .unwrap_or(false)
+        });
+        e.shutdown();
+        let f = dir.read_dir().unwrap().next().unwrap().unwrap().path();
+        assert!(f.to_string_lossy().ends_with(".log"));
+        assert_eq!(std::fs::read(f).unwrap(), b"0\n1\n");
+        assert!(p.written.lock().is_empty());
+    }
+
+    #[test]
+    fn retry_limit_backs_up_queue() {
+        let d = tempfile::tempdir().unwrap();
+        let p = Probe::default();
+        p.fail.store(100, Ordering::SeqCst);
+        let e = engine(
+            &[
+                ("flush_mode", "immediate"),
+                ("retry_wait", "0.01"),
+                ("retry_max_times", "2"),
+                ("retry_randomize", "false"),
+            ],
+            &p,
+            Some(d.path()),
+        );
+        e.start().unwrap();
+        e.emit("t", stream(0..2)).unwrap();
+        let dir = d.path().join("backup/worker0/p1");
+        wait_until(|| {
+            dir.read_dir()
+                .map(|mut r| r.next().is_some())
+                .unwrap_or(false)
+        });
+        e.shutdown();
+        assert!(p.written.lock().is_empty());
+    }
+
+    #[test]
+    fn gzip_chunks_are_handed_over_decompressed() {
+        let p = Probe::default();
+        let e = engine(&[("compress", "gzip")], &p, None);
+        e.start().unwrap();
+        e.emit("t", stream(0..2)).unwrap();
+        e.emit("t", stream(2..3)).unwrap();
+        e.shutdown();
+        assert_eq!(p.written.lock()[0].1, b"0\n1\n2\n");
+    }
+
+    #[test]
+    fn flush_mode_default_rules() {
+        let p = Probe::default();
+        let mut m = section("match", &[("@type", "probe")]);
+        let mut b = section("buffer", &[("timekey", "60")]);
+        b.arg = "time".into();
+        m.elements.push(b);
+        let ctx = PluginContext::for_tests();
+        let (s, _, _) = crate::buffer::configure(&m, &ctx, &BufferDefaults::default()).unwrap();
+        assert_eq!(s.flush_mode, FlushMode::Lazy);
+        assert!(s.flush_at_shutdown);
+        assert_eq!(s.chunk_limit_size, 8 * 1024 * 1024);
+        let m = section("match", &[("@type", "probe"), ("flush_interval", "5s")]);
+        let (s, _, _) = crate::buffer::configure(&m, &ctx, &BufferDefaults::default()).unwrap();
+        assert_eq!((s.flush_mode, s.flush_interval), (FlushMode::Interval, 5.0));
+        let mut m = section("match", &[("@type", "probe")]);
+        m.elements.push(section(
+            "buffer",
+            &[("flush_mode", "lazy"), ("flush_interval", "5s")],
+        ));
+        let err = crate::buffer::configure(&m, &ctx, &BufferDefaults::default())
+            .err()
+            .unwrap();
+        assert!(err
+            .message
+            .contains("'flush_interval' can't be specified when 'flush_mode' is not 'interval' explicitly: 'lazy'"));
+        let _ = p;
+    }
+}

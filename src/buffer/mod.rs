@@ -197,7 +197,7 @@ type Configured<'a> = (
     Option<(&'a Element, Box<dyn BufferedOutput>)>,
 );
 
-fn configure<'a>(
+pub(crate) fn configure<'a>(
     elem: &'a Element,
     ctx: &PluginContext,
     defaults: &BufferDefaults,
