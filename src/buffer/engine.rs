@@ -663,9 +663,8 @@ impl Output for BufferedEngine {
             resumed.sort_by(|a, b| a.modified.total_cmp(&b.modified));
             for r in resumed {
                 st.bytes += r.bytes;
-                // Staged chunks of a previous run are queued at once: they are delivered
-                // without waiting for a new flush interval or timekey.
-                let _ = r.queued;
+                // Staged chunks of a previous run are queued at once (`enqueue` is a no-op for
+                // queued ones): they are delivered without waiting for a new flush interval.
                 let mut store = r.chunk;
                 if let Err(e) = store.enqueue() {
                     tracing::warn!(
@@ -710,7 +709,9 @@ impl Output for BufferedEngine {
 
     fn shutdown(&self) {
         let inner = &self.inner;
-        if inner.s.flush_at_shutdown {
+        // Without flush threads (the engine never started) nothing could drain the queue.
+        let started = !self.threads.lock().is_empty();
+        if inner.s.flush_at_shutdown && started {
             inner.force_flush();
             // Fluentd's submit_flush_all: wait while the queue drains and no retry is pending.
             let mut st = inner.state.lock();
