@@ -32,8 +32,8 @@ enum FileCompress {
     Zstd,
 }
 
-/// out_file's parameters; the flat ones after `secondary` are v0 spellings that
-/// [`format_element`] and [`Inject::from_owner`] move into `<format>` / `<inject>`.
+/// out_file's parameters (v0 flat format/inject parameters have become `<format>`/`<inject>`
+/// in `config_parser::compat`).
 #[derive(Deserialize)]
 #[allow(dead_code)]
 struct FileConf {
@@ -60,25 +60,6 @@ struct FileConf {
     inject: Option<Nested>,
     buffer: Option<Nested>,
     secondary: Option<Nested>,
-    output_type: Option<String>,
-    delimiter: Option<String>,
-    force_quotes: Option<String>,
-    fields: Option<String>,
-    json_parser: Option<String>,
-    label_delimiter: Option<String>,
-    output_time: Option<String>,
-    output_tag: Option<String>,
-    localtime: Option<String>,
-    utc: Option<String>,
-    timezone: Option<String>,
-    message_key: Option<String>,
-    add_newline: Option<String>,
-    include_time_key: Option<String>,
-    time_key: Option<String>,
-    time_format: Option<String>,
-    include_tag_key: Option<String>,
-    tag_key: Option<String>,
-    time_as_epoch: Option<String>,
 }
 
 pub struct FileOutput {
