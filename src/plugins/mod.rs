@@ -18,6 +18,7 @@ pub mod formatter_out_file;
 pub mod formatter_single_value;
 pub mod formatter_stdout;
 pub mod formatter_tsv;
+pub mod in_forward;
 pub mod in_sample;
 pub mod in_tail;
 pub mod inject;
@@ -186,6 +187,7 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("tail", in_tail::create),
     ("sample", in_sample::create),
     ("dummy", in_sample::create),
+    ("forward", in_forward::create),
 ];
 
 pub const FILTERS: &[(&str, FilterCtor)] = &[
