@@ -119,6 +119,25 @@ pub fn scan_msgpack(buf: &[u8], state: &mut ScanState) -> Result<Option<usize>, 
     Ok(if remaining == 0 { Some(pos) } else { None })
 }
 
+/// The decoder's own error: small and `Copy`, so that `Result<Value, DErr>` is no larger than
+/// a `Value` and decoding moves less.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DErr {
+    Eof,
+    Marker(u8),
+    TooDeep,
+}
+
+impl From<DErr> for ProtocolError {
+    fn from(e: DErr) -> Self {
+        match e {
+            DErr::Eof => ProtocolError::Eof,
+            DErr::Marker(m) => ProtocolError::Marker(m),
+            DErr::TooDeep => ProtocolError::TooDeep,
+        }
+    }
+}
+
 /// Nesting beyond this is refused (the decoder recurses per level).
 pub const MAX_DEPTH: usize = 100;
 
@@ -143,22 +162,22 @@ impl<'a> Decoder<'a> {
     }
 
     #[inline]
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
-        let end = self.pos.checked_add(n).ok_or(ProtocolError::Eof)?;
-        let s = self.buf.get(self.pos..end).ok_or(ProtocolError::Eof)?;
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DErr> {
+        let end = self.pos.checked_add(n).ok_or(DErr::Eof)?;
+        let s = self.buf.get(self.pos..end).ok_or(DErr::Eof)?;
         self.pos = end;
         Ok(s)
     }
 
     #[inline]
-    fn byte(&mut self) -> Result<u8, ProtocolError> {
-        let b = *self.buf.get(self.pos).ok_or(ProtocolError::Eof)?;
+    fn byte(&mut self) -> Result<u8, DErr> {
+        let b = *self.buf.get(self.pos).ok_or(DErr::Eof)?;
         self.pos += 1;
         Ok(b)
     }
 
     #[inline]
-    fn be(&mut self, n: usize) -> Result<u64, ProtocolError> {
+    fn be(&mut self, n: usize) -> Result<u64, DErr> {
         Ok(self
             .take(n)?
             .iter()
@@ -169,14 +188,14 @@ impl<'a> Decoder<'a> {
         self.buf.len().saturating_sub(self.pos)
     }
 
-    pub fn read_value(&mut self) -> Result<Value, ProtocolError> {
+    pub fn read_value(&mut self) -> Result<Value, DErr> {
         self.value(0)
     }
 
     /// The bytes of a str or bin without copying, if the next object is one.
-    pub fn read_raw_str(&mut self) -> Result<Option<&'a [u8]>, ProtocolError> {
+    pub fn read_raw_str(&mut self) -> Result<Option<&'a [u8]>, DErr> {
         let Some(&m) = self.buf.get(self.pos) else {
-            return Err(ProtocolError::Eof);
+            return Err(DErr::Eof);
         };
         let n = match m {
             0xa0..=0xbf => {
@@ -197,9 +216,9 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reads an array header if the next object is an array.
-    pub fn read_array_len(&mut self) -> Result<Option<usize>, ProtocolError> {
+    pub fn read_array_len(&mut self) -> Result<Option<usize>, DErr> {
         let Some(&m) = self.buf.get(self.pos) else {
-            return Err(ProtocolError::Eof);
+            return Err(DErr::Eof);
         };
         let n = match m {
             0x90..=0x9f => {
@@ -219,7 +238,7 @@ impl<'a> Decoder<'a> {
         Ok(Some(n))
     }
 
-    fn items(&mut self, n: usize, depth: usize) -> Result<Vec<Value>, ProtocolError> {
+    fn items(&mut self, n: usize, depth: usize) -> Result<Vec<Value>, DErr> {
         // Each item takes at least a byte: a hostile length cannot over-allocate.
         let mut v = Vec::with_capacity(n.min(self.left()));
         for _ in 0..n {
@@ -228,7 +247,7 @@ impl<'a> Decoder<'a> {
         Ok(v)
     }
 
-    fn key(&mut self, depth: usize) -> Result<Vec<u8>, ProtocolError> {
+    fn key(&mut self, depth: usize) -> Result<Vec<u8>, DErr> {
         if let Some(&m) = self.buf.get(self.pos) {
             if (0xa0..=0xbf).contains(&m) {
                 self.pos += 1;
@@ -241,7 +260,7 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    fn map(&mut self, n: usize, depth: usize) -> Result<Record, ProtocolError> {
+    fn map(&mut self, n: usize, depth: usize) -> Result<Record, DErr> {
         let mut r = Record::with_capacity(n.min(self.left() / 2));
         // A 64-bit sketch of the keys seen: only a key whose sketch bit is already set needs the
         // linear duplicate check, so typical records decode in one pass.
@@ -276,7 +295,7 @@ impl<'a> Decoder<'a> {
         read: usize,
         n: usize,
         depth: usize,
-    ) -> Result<Record, ProtocolError> {
+    ) -> Result<Record, DErr> {
         use std::collections::HashMap;
         let mut fields = r.into_fields();
         let mut index: HashMap<Vec<u8>, usize> = HashMap::with_capacity(fields.len());
@@ -303,9 +322,9 @@ impl<'a> Decoder<'a> {
         Ok(out)
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, ProtocolError> {
+    fn value(&mut self, depth: usize) -> Result<Value, DErr> {
         if depth > MAX_DEPTH {
-            return Err(ProtocolError::TooDeep);
+            return Err(DErr::TooDeep);
         }
         let m = self.byte()?;
         Ok(match m {
@@ -314,7 +333,7 @@ impl<'a> Decoder<'a> {
             0x90..=0x9f => Value::Array(self.items((m & 0x0f) as usize, depth)?),
             0xa0..=0xbf => Value::Str(self.take((m & 0x1f) as usize)?.to_vec()),
             0xc0 => Value::Nil,
-            0xc1 => return Err(ProtocolError::Marker(m)),
+            0xc1 => return Err(DErr::Marker(m)),
             0xc2 => Value::Bool(false),
             0xc3 => Value::Bool(true),
             0xc4..=0xc6 => {
@@ -362,9 +381,77 @@ impl<'a> Decoder<'a> {
     }
 }
 
+impl Decoder<'_> {
+    /// Decodes one `[time, record]` entry into `out`, without intermediate values for the usual
+    /// shapes (EventTime or integer time, map record).
+    fn entry(&mut self, out: &mut Decoded, now: EventTime, tag_ok: bool) -> Result<(), DErr> {
+        let start = self.pos;
+        if tag_ok {
+            if let Some(n) = self.read_array_len()? {
+                if n >= 2 {
+                    if let Some(t) = self.fast_time(now)? {
+                        if let Some(&m) = self.buf.get(self.pos) {
+                            let map_len = match m {
+                                0x80..=0x8f => {
+                                    self.pos += 1;
+                                    Some((m & 0x0f) as usize)
+                                }
+                                0xde | 0xdf => {
+                                    self.pos += 1;
+                                    Some(self.be(2 << (m - 0xde))? as usize)
+                                }
+                                _ => None,
+                            };
+                            if let Some(len) = map_len {
+                                let r = self.map(len, 1)?;
+                                for _ in 2..n {
+                                    self.value(1)?;
+                                }
+                                out.events.push(t, r);
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.pos = start;
+        match self.read_value()? {
+            Value::Array(a) => {
+                let mut it = a.into_iter();
+                let time = it.next().unwrap_or(Value::Nil);
+                let record = it.next().unwrap_or(Value::Nil);
+                push_entry(out, &time, record, now, tag_ok);
+            }
+            other => out.invalid.push(describe(&Value::Nil, &other)),
+        }
+        Ok(())
+    }
+
+    /// An EventTime ext or a non-zero integer time, read in place; `None` (position unchanged)
+    /// for anything else.
+    fn fast_time(&mut self, now: EventTime) -> Result<Option<EventTime>, DErr> {
+        let b = &self.buf[self.pos.min(self.buf.len())..];
+        let (t, used) = match b {
+            [0xd7, 0x00, p @ ..] if p.len() >= 8 => match EventTime::from_ext_payload(&p[..8]) {
+                Some(t) => (t, 10),
+                None => return Ok(None),
+            },
+            [m @ 0x01..=0x7f, ..] => (EventTime::new(*m as i64, 0), 1),
+            [0xce, a, b2, c, d, ..] => (
+                EventTime::new(u32::from_be_bytes([*a, *b2, *c, *d]) as i64, 0),
+                5,
+            ),
+            _ => return Ok(None),
+        };
+        self.pos += used;
+        Ok(Some(if t.sec == 0 { now } else { t }))
+    }
+}
+
 /// Decodes one complete msgpack object.
 pub fn decode_value(buf: &[u8]) -> Result<Value, ProtocolError> {
-    Decoder::new(buf).read_value()
+    Ok(Decoder::new(buf).read_value()?)
 }
 
 /// Parses the next complete JSON value from `buf`, returning it and the bytes it used, or `None`
@@ -400,6 +487,13 @@ pub enum Body<'a> {
     Packed(Cow<'a, [u8]>),
     /// Forward: an array of `[time, record]` entries.
     Forward(Vec<Value>),
+    /// Forward, still encoded: `count` entries at the start of `data`, then `trailing` more
+    /// message elements (the first is the option).
+    ForwardRaw {
+        data: &'a [u8],
+        count: usize,
+        trailing: usize,
+    },
     /// Message: `[tag, time, record, option?]`.
     Message { time: Value, record: Value },
 }
@@ -443,6 +537,21 @@ impl<'a> RawMessage<'a> {
                 option,
             });
         }
+        let at = d.position();
+        if let Some(count) = d.read_array_len()? {
+            // Forward mode: the entries (and the option after them) are decoded in one pass by
+            // `decode_message`, straight into events.
+            return Ok(RawMessage::Array {
+                tag,
+                body: Body::ForwardRaw {
+                    data: &buf[d.position()..],
+                    count,
+                    trailing: n - 2,
+                },
+                option: None,
+            });
+        }
+        d.pos = at;
         let second = d.read_value()?;
         let mut rest = Vec::with_capacity(n.saturating_sub(2).min(4));
         for _ in 2..n {
@@ -662,17 +771,23 @@ pub fn decode_message(
             out.events = EventStream::with_capacity(size_hint.min(data.len() / 2 + 1));
             let mut d = Decoder::new(&data);
             while !d.at_end() {
-                match d.read_value()? {
-                    Value::Array(a) => {
-                        let mut it = a.into_iter();
-                        let time = it.next().unwrap_or(Value::Nil);
-                        let record = it.next().unwrap_or(Value::Nil);
-                        push_entry(&mut out, &time, record, now, tag_ok);
-                    }
-                    other => out.invalid.push(describe(&Value::Nil, &other)),
-                }
+                d.entry(&mut out, now, tag_ok)?;
             }
             out.option = option;
+        }
+        Body::ForwardRaw {
+            data,
+            count,
+            trailing,
+        } => {
+            out.events = EventStream::with_capacity(count.min(data.len()));
+            let mut d = Decoder::new(data);
+            for _ in 0..count {
+                d.entry(&mut out, now, tag_ok)?;
+            }
+            if trailing > 0 {
+                out.option = Some(d.read_value()?);
+            }
         }
         Body::Forward(entries) => {
             out.events = EventStream::with_capacity(entries.len());
@@ -843,6 +958,14 @@ mod tests {
         assert_eq!(r.get("k0"), Some(&Value::Int(150)));
         assert_eq!(r.get("k149"), Some(&Value::Int(149)));
         assert_eq!(r.keys().next(), Some(&b"k0"[..]));
+    }
+
+    #[test]
+    fn decode_results_stay_small() {
+        assert_eq!(
+            std::mem::size_of::<Result<Value, DErr>>(),
+            std::mem::size_of::<Value>()
+        );
     }
 
     #[test]
