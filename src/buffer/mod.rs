@@ -5,7 +5,23 @@
 //!
 //! Storage lives in `plugins::buf_memory` and `plugins::buf_file` (`<buffer> @type`).
 
+pub mod config;
+pub mod engine;
+pub mod keys;
+pub mod retry;
+pub mod secondary;
+pub mod store;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config_parser::{types, ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record};
+use crate::plugins::{Output, PluginContext};
+pub use config::{BufferConf, Compress, FlushMode, OverflowAction};
+pub use engine::{BufferedEngine, Settings};
+pub use keys::{ChunkKeys, Placeholders};
+use retry::RetryParams;
+use store::{Backup, ChunkStore};
 
 /// The values of a chunk's `<buffer>` chunk keys; one chunk holds events with equal metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -107,4 +123,270 @@ pub trait BufferedOutput: Send + Sync + 'static {
 
     /// Called after the final flush.
     fn shutdown(&self) {}
+
+    /// Called by [`build`] once the chunk keys are known, before the engine exists: outputs
+    /// validate their placeholder templates here (Fluentd's `placeholder_validate!`) and keep
+    /// `p` to expand them per chunk. `as_secondary` is set for a `<secondary>` output, which
+    /// gets its primary's chunk keys.
+    fn configure_buffer(&mut self, _p: &Placeholders, _as_secondary: bool) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// A chunk was created for the newest timekey (buf_file: `path` is its file). out_file's
+    /// `symlink_path` follows it.
+    fn chunk_created(&self, _metadata: &Metadata, _path: Option<&std::path::Path>) {}
+}
+
+/// Constructs a `BufferedOutput` for `<secondary>`.
+pub type BufferedCtor =
+    fn(&Element, &PluginContext) -> Result<Box<dyn BufferedOutput>, ConfigError>;
+
+/// `<secondary> @type` → constructor.
+pub fn secondary_types() -> Vec<(&'static str, BufferedCtor)> {
+    vec![
+        ("secondary_file", secondary::create),
+        ("file", crate::plugins::out_file::create_secondary),
+    ]
+}
+
+static OBJECT_IDS: AtomicU64 = AtomicU64::new(0);
+
+/// Fluentd's plugin id: `@id`, else a generated `object:HEX`.
+pub fn plugin_id(elem: &Element) -> String {
+    match elem.get("@id") {
+        Some(id) => id.to_string(),
+        None => format!(
+            "object:{:x}",
+            0x3fc0 + OBJECT_IDS.fetch_add(1, Ordering::Relaxed) * 0x14
+        ),
+    }
+}
+
+/// Wraps a buffered output in the engine configured by its `<buffer CHUNK_KEYS>` section (or
+/// by `defaults` when there is none) and its `<secondary>`.
+pub fn build<O: BufferedOutput>(
+    elem: &Element,
+    ctx: &PluginContext,
+    output: O,
+    defaults: BufferDefaults,
+) -> Result<Box<dyn Output>, ConfigError> {
+    let (settings, store, secondary) = configure(elem, ctx, &defaults)?;
+    let mut output = output;
+    let p = settings.keys.placeholders();
+    output
+        .configure_buffer(&p, false)
+        .map_err(|m| elem.error(m))?;
+    let secondary = match secondary {
+        Some((selem, mut s)) => {
+            s.configure_buffer(&p, true).map_err(|m| selem.error(m))?;
+            Some(s)
+        }
+        None => None,
+    };
+    Ok(Box::new(BufferedEngine::new(
+        Box::new(output),
+        secondary,
+        settings,
+        store,
+    )))
+}
+
+type Configured<'a> = (
+    Settings,
+    Box<dyn ChunkStore>,
+    Option<(&'a Element, Box<dyn BufferedOutput>)>,
+);
+
+pub(crate) fn configure<'a>(
+    elem: &'a Element,
+    ctx: &PluginContext,
+    defaults: &BufferDefaults,
+) -> Result<Configured<'a>, ConfigError> {
+    let empty = Element::new("buffer", "", elem.span.clone());
+    let belem = elem.child("buffer").unwrap_or(&empty);
+    let conf: BufferConf = ctx.configure(belem, "buffer")?;
+    let btype = belem.plugin_type().unwrap_or(defaults.buffer_type);
+    let names: Vec<String> = match conf.chunk_keys.as_deref().map(str::trim) {
+        Some(a) if !a.is_empty() => keys::parse_chunk_key_list(a).map_err(|m| belem.error(m))?,
+        _ => defaults.chunk_keys.iter().map(|s| s.to_string()).collect(),
+    };
+    if let Some((k, msg)) = defaults.required_chunk_key {
+        if !names.iter().any(|n| n == k) {
+            return Err(belem.error(msg));
+        }
+    }
+    let timekey = conf
+        .timekey
+        .map(|t| t.0)
+        .or(defaults.timekey.map(|t| t as f64));
+    let keys = ChunkKeys::new(
+        &names,
+        timekey,
+        conf.timekey_use_utc,
+        conf.timekey_zone.as_deref(),
+    )
+    .map_err(|m| belem.error(m))?;
+
+    // `flush_interval` outside `<buffer>` (v0 style) still counts, and selects interval mode.
+    let outer_interval = match elem.get("flush_interval") {
+        Some(v) => Some(types::time(v, ctx.strict).map_err(|m| elem.error(m))?),
+        None => None,
+    };
+    let flush_mode = match conf.flush_mode {
+        FlushMode::Default if outer_interval.is_some() && elem.child("buffer").is_none() => {
+            FlushMode::Interval
+        }
+        FlushMode::Default if keys.time => FlushMode::Lazy,
+        FlushMode::Default => FlushMode::Interval,
+        m => m,
+    };
+    if flush_mode != FlushMode::Interval && belem.has("flush_interval") {
+        let name = match flush_mode {
+            FlushMode::Lazy => "lazy",
+            FlushMode::Immediate => "immediate",
+            _ => "interval",
+        };
+        if belem.has("flush_mode") {
+            return Err(belem.error(format!(
+                "'flush_interval' can't be specified when 'flush_mode' is not 'interval' explicitly: '{name}'"
+            )));
+        }
+        tracing::warn!(
+            "'flush_interval' is ignored because default 'flush_mode' is not 'interval': '{name}'"
+        );
+    }
+    let flush_interval = conf
+        .flush_interval
+        .map(|t| t.0)
+        .or(outer_interval)
+        .unwrap_or(60.0);
+
+    let id = plugin_id(elem);
+    let (store, persistent, chunk_default, total_default): (Box<dyn ChunkStore>, bool, u64, u64) =
+        match btype {
+            "memory" => (
+                Box::new(crate::plugins::buf_memory::MemoryStore),
+                false,
+                crate::plugins::buf_memory::DEFAULT_CHUNK_LIMIT_SIZE,
+                crate::plugins::buf_memory::DEFAULT_TOTAL_LIMIT_SIZE,
+            ),
+            "file" => {
+                let fs = crate::plugins::buf_file::FileStore::configure(
+                    &conf,
+                    defaults.file_path.as_deref(),
+                    elem.get("@id"),
+                    ctx.root_dir.as_deref(),
+                )
+                .map_err(|m| belem.error(m))?;
+                (
+                    Box::new(fs),
+                    true,
+                    crate::plugins::buf_file::DEFAULT_CHUNK_LIMIT_SIZE,
+                    crate::plugins::buf_file::DEFAULT_TOTAL_LIMIT_SIZE,
+                )
+            }
+            other => {
+                return Err(belem.error(format!(
+                    "Unknown buffer plugin '{other}'. Run 'gem search -rd fluent-plugin' to find plugins"
+                )))
+            }
+        };
+    let flush_at_shutdown = match conf.flush_at_shutdown {
+        Some(v) => {
+            if !v && !persistent {
+                tracing::warn!(
+                    "'flush_at_shutdown' is false, and buffer plugin '{btype}' is not persistent buffer."
+                );
+                tracing::warn!("your configuration will lose buffered data at shutdown. please confirm your configuration again.");
+            }
+            v
+        }
+        None => !persistent,
+    };
+    let chunk_limit_size = conf
+        .chunk_limit_size
+        .map(|s| s.0.max(1) as u64)
+        .unwrap_or(chunk_default);
+    let mut total_limit_size = conf
+        .total_limit_size
+        .map(|s| s.0.max(1) as u64)
+        .unwrap_or(total_default);
+    if let Some(q) = conf.queue_limit_length {
+        total_limit_size = chunk_limit_size.saturating_mul(q.max(1) as u64);
+    }
+    if conf.compress == Compress::Zstd {
+        return Err(belem.error("compress zstd is not supported by ferrentd; use gzip"));
+    }
+    let flush_thread_count = conf.flush_thread_count.max(1) as usize;
+
+    let mut secondary = None;
+    if let Some(selem) = elem.child("secondary") {
+        if selem.child("buffer").is_some() {
+            return Err(selem.error("<secondary> section cannot have <buffer> section"));
+        }
+        if selem.child("secondary").is_some() {
+            return Err(selem.error("<secondary> section cannot have <secondary> section"));
+        }
+        if conf.retry_forever {
+            return Err(selem.error("<secondary> section and 'retry_forever' are exclusive"));
+        }
+        let stype = selem
+            .plugin_type()
+            .or(elem.plugin_type())
+            .unwrap_or_default()
+            .to_string();
+        let ctor = secondary_types()
+            .into_iter()
+            .find(|(n, _)| *n == stype)
+            .map(|(_, c)| c)
+            .ok_or_else(|| {
+                selem.error(format!(
+                    "Failed to setup secondary plugin in '{}'. '{stype}' plugin in not allowed due to non buffered output",
+                    elem.plugin_type().unwrap_or_default()
+                ))
+            })?;
+        let mut se = selem.clone();
+        se.set("@type", &stype);
+        secondary = Some((selem, ctor(&se, ctx)?));
+    }
+
+    let retry = RetryParams {
+        retry_type: conf.retry_type,
+        wait: conf.retry_wait.0,
+        timeout: conf.retry_timeout.0,
+        forever: conf.retry_forever,
+        max_steps: conf.retry_max_times.map(|n| n.max(0) as u64),
+        backoff_base: conf.retry_exponential_backoff_base,
+        max_interval: conf.retry_max_interval.map(|t| t.0),
+        randomize: conf.retry_randomize,
+        secondary: secondary.is_some(),
+        secondary_threshold: conf.retry_secondary_threshold,
+    };
+    if retry.secondary && !(retry.secondary_threshold > 0.0 && retry.secondary_threshold < 1.0) {
+        return Err(belem.error("retry_secondary_threshold must be between 0 and 1"));
+    }
+    let settings = Settings {
+        keys,
+        flush_mode,
+        flush_interval,
+        flush_thread_count,
+        flush_thread_interval: conf.flush_thread_interval,
+        flush_thread_burst_interval: conf.flush_thread_burst_interval,
+        flush_at_shutdown,
+        timekey_wait: conf.timekey_wait.0,
+        overflow_action: conf.overflow_action,
+        retry,
+        chunk_limit_size,
+        chunk_limit_records: conf.chunk_limit_records.map(|n| n.max(1) as u64),
+        chunk_full_threshold: conf.chunk_full_threshold,
+        total_limit_size,
+        queued_chunks_limit_size: conf
+            .queued_chunks_limit_size
+            .map(|n| n.max(1) as usize)
+            .unwrap_or(flush_thread_count),
+        compress_gzip: conf.compress == Compress::Gzip,
+        backup: Backup::new(ctx.root_dir.as_deref(), &id, conf.disable_chunk_backup),
+        plugin_id: id,
+    };
+    Ok((settings, store, secondary))
 }

@@ -5,6 +5,8 @@ use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record};
 use crate::router::{Emitter, ErrorSink, Shutdown};
 
+pub mod buf_file;
+pub mod buf_memory;
 pub mod filter_grep;
 pub mod filter_parser;
 pub mod filter_record_transformer;
@@ -23,6 +25,7 @@ pub mod in_sample;
 pub mod in_tail;
 pub mod inject;
 pub mod out_copy;
+pub mod out_file;
 pub mod out_null;
 pub mod out_relabel;
 pub mod out_rewrite_tag_filter;
@@ -199,6 +202,7 @@ pub const FILTERS: &[(&str, FilterCtor)] = &[
 
 pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("stdout", out_stdout::create),
+    ("file", out_file::create),
     ("null", out_null::create),
     ("copy", out_copy::create),
     ("relabel", out_relabel::create),
