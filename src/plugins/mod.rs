@@ -26,6 +26,7 @@ pub mod in_tail;
 pub mod inject;
 pub mod out_copy;
 pub mod out_file;
+pub mod out_forward;
 pub mod out_null;
 pub mod out_relabel;
 pub mod out_rewrite_tag_filter;
@@ -204,6 +205,7 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("stdout", out_stdout::create),
     ("file", out_file::create),
     ("null", out_null::create),
+    ("forward", out_forward::create),
     ("copy", out_copy::create),
     ("relabel", out_relabel::create),
     ("rewrite_tag_filter", out_rewrite_tag_filter::create),
