@@ -16,10 +16,19 @@ fn fluent_org_client_all_modes_with_acks() {
         "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n{STDOUT_MATCH}"
     ));
     wait_port(port);
-    let modes = ["Message", "Forward", "PackedForward", "CompressedPackedForward"];
+    let modes = [
+        "Message",
+        "Forward",
+        "PackedForward",
+        "CompressedPackedForward",
+    ];
     for mode in modes {
         let out = node(&["fluent_org_client.js", &port.to_string(), mode]);
-        assert!(out.status.success(), "{mode}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let got = fd.stop();
     let mut expect = Vec::new();
@@ -41,14 +50,32 @@ fn fluent_org_client_shared_key_and_wrong_key() {
         "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n  <security>\n    self_hostname ferrentd-in\n    shared_key s3cret\n  </security>\n</source>\n{STDOUT_MATCH}"
     ));
     wait_port(port);
-    let bad = node(&["fluent_org_client.js", &port.to_string(), "Forward", "wrong"]);
+    let bad = node(&[
+        "fluent_org_client.js",
+        &port.to_string(),
+        "Forward",
+        "wrong",
+    ]);
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("shared_key mismatch"), "{err}");
-    let ok = node(&["fluent_org_client.js", &port.to_string(), "Forward", "s3cret"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = node(&[
+        "fluent_org_client.js",
+        &port.to_string(),
+        "Forward",
+        "s3cret",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let (got, log) = fd.stop_with_log();
-    assert_eq!(got.len(), 5, "only the authenticated client's events: {got:?}");
+    assert_eq!(
+        got.len(),
+        5,
+        "only the authenticated client's events: {got:?}"
+    );
     assert!(got[0].ends_with("node.ev: {\"i\":0,\"mode\":\"Forward\",\"s\":\"héllo\"}"));
     assert!(log.contains("Shared key mismatch"), "{log}");
 }
@@ -61,9 +88,17 @@ fn legacy_node_and_python_clients() {
     ));
     wait_port(port);
     let out = node(&["fluent_logger_client.js", &port.to_string()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = python(&["python_client.py", &port.to_string()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = fd.stop();
     assert_eq!(
         got,
@@ -91,7 +126,12 @@ fn out_forward_to_fluent_org_server_with_ack_and_shared_key() {
          <buffer>\n    flush_mode immediate\n  </buffer>\n</match>\n"
     ));
     wait_port(port);
-    send_forward(port, "a.b", &[(1700000000, 1, "x"), (1700000001, 2, "y")], true);
+    send_forward(
+        port,
+        "a.b",
+        &[(1700000000, 1, "x"), (1700000001, 2, "y")],
+        true,
+    );
     let lines = server.wait_lines(2);
     fd.stop();
     assert_eq!(
@@ -124,7 +164,12 @@ fn ferrentd_to_ferrentd_with_ack_tls_and_shared_key() {
          <buffer>\n    flush_mode immediate\n  </buffer>\n</match>\n"
     ));
     wait_port(aport);
-    send_forward(aport, "t.x", &[(1700000300, 1, "a"), (1700000301, 2, "b")], true);
+    send_forward(
+        aport,
+        "t.x",
+        &[(1700000300, 1, "a"), (1700000301, 2, "b")],
+        true,
+    );
     wait_lines(&b, 2);
     a.stop();
     let got = b.stop();
@@ -160,5 +205,8 @@ fn out_forward_with_wrong_key_delivers_nothing() {
     a.stop();
     assert!(got.is_empty(), "{got:?}");
     assert!(blog.contains("Shared key mismatch"), "{blog}");
-    assert!(alog.contains("authentication failed: shared_key mismatch"), "{alog}");
+    assert!(
+        alog.contains("authentication failed: shared_key mismatch"),
+        "{alog}"
+    );
 }

@@ -48,7 +48,12 @@ fn received(lines: &[String]) -> HashMap<String, Vec<String>> {
 
 /// Sends `batches` Forward messages of `per` events on one connection, each waiting for its ack;
 /// returns the ids acknowledged, per tag.
-fn send_acked(port: u16, tags: &[&str], batches: usize, per: usize) -> HashMap<String, Vec<String>> {
+fn send_acked(
+    port: u16,
+    tags: &[&str],
+    batches: usize,
+    per: usize,
+) -> HashMap<String, Vec<String>> {
     let mut acked: HashMap<String, Vec<String>> = HashMap::new();
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
@@ -61,7 +66,8 @@ fn send_acked(port: u16, tags: &[&str], batches: usize, per: usize) -> HashMap<S
             .map(|(i, id)| (1700000000 + b as i64, i as u32, id.as_str()))
             .collect();
         let cid = format!("c{b}");
-        s.write_all(&forward_message(tag, &evs, Some(&cid))).unwrap();
+        s.write_all(&forward_message(tag, &evs, Some(&cid)))
+            .unwrap();
         let v = read_value(&mut s).expect("ack");
         assert_eq!(
             v.as_map().and_then(|m| m.get("ack")).cloned(),
@@ -103,7 +109,10 @@ fn kill_9_with_file_buffer_loses_no_acknowledged_event() {
         let g = got.get(tag).cloned().unwrap_or_default();
         let mut missing: Vec<&String> = ids.iter().filter(|i| !g.contains(i)).collect();
         missing.truncate(5);
-        assert!(missing.is_empty(), "{tag}: acknowledged but never delivered: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{tag}: acknowledged but never delivered: {missing:?}"
+        );
         assert!(g.iter().all(|i| ids.contains(i)), "{tag}: invented events");
     }
     assert_eq!(got.len(), acked.len());
@@ -165,7 +174,8 @@ fn overflow_block_slows_the_sender_and_bounds_memory() {
                 .enumerate()
                 .map(|(i, id)| (1700000000, i as u32, id.as_str()))
                 .collect();
-            s.write_all(&forward_message("blk", &evs, Some("c"))).unwrap();
+            s.write_all(&forward_message("blk", &evs, Some("c")))
+                .unwrap();
             match read_value(&mut s) {
                 Some(_) => acks += 1,
                 None => break,
@@ -180,12 +190,18 @@ fn overflow_block_slows_the_sender_and_bounds_memory() {
         rss_peak = rss_peak.max(vm_rss_kib(relay.pid()));
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!sender.is_finished(), "the sender should be blocked, not failed");
+    assert!(
+        !sender.is_finished(),
+        "the sender should be blocked, not failed"
+    );
     assert!(rss_peak < 150 * 1024, "relay RSS grew to {rss_peak} KiB");
     let dest = Ferrentd::start(&dest_conf(dest_port));
     wait_port(dest_port);
     let acks = sender.join().unwrap();
-    assert_eq!(acks, 200, "every batch acknowledged once the destination is back");
+    assert_eq!(
+        acks, 200,
+        "every batch acknowledged once the destination is back"
+    );
     wait_lines(&dest, 200 * 100);
     relay.stop();
     let got = dest.stop();
@@ -204,9 +220,17 @@ fn hostile_stream_closes_only_its_connection() {
     bad.set_read_timeout(Some(WAIT)).unwrap();
     bad.write_all(&[0x93, 0xa1, b't', 0xc1, 0xc1]).unwrap();
     let mut b = [0u8; 16];
-    assert_eq!(bad.read(&mut b).unwrap_or(0), 0, "the hostile connection is closed");
-    good.write_all(&forward_message("ok", &[(1700000000, 0, "fine")], Some("c1")))
-        .unwrap();
+    assert_eq!(
+        bad.read(&mut b).unwrap_or(0),
+        0,
+        "the hostile connection is closed"
+    );
+    good.write_all(&forward_message(
+        "ok",
+        &[(1700000000, 0, "fine")],
+        Some("c1"),
+    ))
+    .unwrap();
     assert!(read_value(&mut good).is_some());
     let (lines, log) = fd.stop_with_log();
     assert_eq!(

@@ -96,7 +96,7 @@ pub fn scan_msgpack(buf: &[u8], state: &mut ScanState) -> Result<Option<usize>, 
             0xcc..=0xcf => (1 + (1usize << (m - 0xcc)), 0, 0),
             0xd0..=0xd3 => (1 + (1usize << (m - 0xd0)), 0, 0),
             0xd4..=0xd8 => (2 + (1usize << (m - 0xd4)), 0, 0),
-            0xdc | 0xdd | 0xde | 0xdf => {
+            0xdc..=0xdf => {
                 let n = if m & 1 == 0 { 2 } else { 4 };
                 match buf.get(pos + 1..pos + 1 + n) {
                     Some(l) => {

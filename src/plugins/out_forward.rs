@@ -420,11 +420,9 @@ impl LoadBalancer {
         }
         let g = regular.iter().fold(0, |g, &i| gcd(g, nodes[i].weight));
         let mut wa = Vec::new();
-        if g > 0 {
-            for &i in &regular {
-                for _ in 0..nodes[i].weight / g {
-                    wa.push(i);
-                }
+        for &i in &regular {
+            for _ in 0..nodes[i].weight.checked_div(g).unwrap_or(0) {
+                wa.push(i);
             }
         }
         if wa.is_empty() {
