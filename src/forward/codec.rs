@@ -55,6 +55,31 @@ fn be_len(b: &[u8]) -> usize {
     b.iter().fold(0usize, |acc, x| (acc << 8) | *x as usize)
 }
 
+const CONTAINER: u16 = 0x8000;
+
+/// Per marker: the object's total size when the marker fixes it, `CONTAINER | children` for
+/// fixmap/fixarray, 0 when length bytes follow (or the marker is invalid).
+const SCAN_TABLE: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut m = 0usize;
+    while m < 256 {
+        t[m] = match m {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => 1,
+            0x80..=0x8f => CONTAINER | (2 * (m & 0x0f)) as u16,
+            0x90..=0x9f => CONTAINER | (m & 0x0f) as u16,
+            0xa0..=0xbf => 1 + (m & 0x1f) as u16,
+            0xca => 5,
+            0xcb => 9,
+            0xcc..=0xcf => 1 + (1 << (m - 0xcc)),
+            0xd0..=0xd3 => 1 + (1 << (m - 0xd0)),
+            0xd4..=0xd8 => 2 + (1 << (m - 0xd4)),
+            _ => 0,
+        };
+        m += 1;
+    }
+    t
+};
+
 /// Continues scanning `buf` (which starts at the object's first byte) for the end of one msgpack
 /// object. Returns `Some(len)` once the object is complete, `None` when more bytes are needed
 /// (`state` then records where to resume). Nesting is counted, not recursed, so any depth is
@@ -66,6 +91,22 @@ pub fn scan_msgpack(buf: &[u8], state: &mut ScanState) -> Result<Option<usize>, 
         let Some(&m) = buf.get(pos) else {
             break;
         };
+        // Fast path: objects whose size or child count the marker alone tells.
+        let t = SCAN_TABLE[m as usize];
+        if t & CONTAINER != 0 {
+            pos += 1;
+            remaining = remaining - 1 + (t & !CONTAINER) as u64;
+            continue;
+        }
+        if t != 0 {
+            let end = pos + t as usize;
+            if end > buf.len() {
+                break;
+            }
+            pos = end;
+            remaining -= 1;
+            continue;
+        }
         // (header length, payload length, child objects)
         let (head, body, children): (usize, usize, u64) = match m {
             0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (1, 0, 0),

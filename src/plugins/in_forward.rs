@@ -189,7 +189,7 @@ fn sha256() -> CertDigest {
 /// A message larger than this is refused even without `chunk_size_limit`: the connection would
 /// otherwise buffer without bound.
 const MAX_MESSAGE: usize = 1 << 30;
-const READ_SIZE: usize = 256 << 10;
+const READ_SIZE: usize = 1 << 20;
 
 struct Settings {
     bind: String,
