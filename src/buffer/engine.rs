@@ -90,6 +90,10 @@ pub struct BufferedEngine {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// Pieces of formatted bytes with their record counts, events too large for any chunk, and
+/// the error for those.
+type Split = (Vec<(Vec<u8>, u64)>, Vec<Event>, String);
+
 enum Overflow {
     /// The stream could not be buffered.
     Rejected(String),
@@ -297,7 +301,7 @@ impl Inner {
 
     /// Formats one event per piece and packs pieces up to the chunk limits; events larger than
     /// a whole chunk are returned apart.
-    fn split(&self, tag: &str, es: EventStream) -> (Vec<(Vec<u8>, u64)>, Vec<Event>, String) {
+    fn split(&self, tag: &str, es: EventStream) -> Split {
         let mut pieces: Vec<(Vec<u8>, u64)> = Vec::new();
         let mut oversized = Vec::new();
         let mut msg = String::new();
@@ -659,9 +663,8 @@ impl Output for BufferedEngine {
             resumed.sort_by(|a, b| a.modified.total_cmp(&b.modified));
             for r in resumed {
                 st.bytes += r.bytes;
-                // Staged chunks of a previous run are queued at once: they are delivered
-                // without waiting for a new flush interval or timekey.
-                let _ = r.queued;
+                // Staged chunks of a previous run are queued at once (`enqueue` is a no-op for
+                // queued ones): they are delivered without waiting for a new flush interval.
                 let mut store = r.chunk;
                 if let Err(e) = store.enqueue() {
                     tracing::warn!(
@@ -706,7 +709,9 @@ impl Output for BufferedEngine {
 
     fn shutdown(&self) {
         let inner = &self.inner;
-        if inner.s.flush_at_shutdown {
+        // Without flush threads (the engine never started) nothing could drain the queue.
+        let started = !self.threads.lock().is_empty();
+        if inner.s.flush_at_shutdown && started {
             inner.force_flush();
             // Fluentd's submit_flush_all: wait while the queue drains and no retry is pending.
             let mut st = inner.state.lock();
@@ -763,17 +768,19 @@ impl Output for BufferedEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::{build, BufferDefaults};
+    use crate::buffer::BufferDefaults;
     use crate::config_parser::Element;
     use crate::event::{EventTime, Record, Value};
     use crate::plugins::formatter_json::test_util::section;
     use crate::plugins::PluginContext;
     use std::sync::atomic::AtomicUsize;
 
+    type Written = Arc<Mutex<Vec<(Metadata, Vec<u8>)>>>;
+
     /// Formats each event as its `n` value and a newline; fails the first `fail` writes.
     #[derive(Clone, Default)]
     struct Probe {
-        written: Arc<Mutex<Vec<(Metadata, Vec<u8>)>>>,
+        written: Written,
         fail: Arc<AtomicUsize>,
         unrecoverable: bool,
     }

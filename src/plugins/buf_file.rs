@@ -57,18 +57,16 @@ impl FileStore {
             .path_suffix
             .clone()
             .unwrap_or_else(|| ".log".to_string());
-        let (path, from_root) = match (&conf.path, plugin_id, root_dir) {
-            (Some(p), _, _) => (p.clone(), false),
-            (None, Some(id), Some(root)) => (
-                root.join("worker0")
-                    .join(id)
-                    .join("buffer")
-                    .to_string_lossy()
-                    .into_owned(),
-                true,
-            ),
+        let path = match (&conf.path, plugin_id, root_dir) {
+            (Some(p), _, _) => p.clone(),
+            (None, Some(id), Some(root)) => root
+                .join("worker0")
+                .join(id)
+                .join("buffer")
+                .to_string_lossy()
+                .into_owned(),
             (None, _, _) => match default_path {
-                Some(p) => (p.to_string(), false),
+                Some(p) => p.to_string(),
                 None => {
                     return Err(
                         "buffer path is not configured. specify 'path' in <buffer>".to_string()
@@ -76,7 +74,6 @@ impl FileStore {
                 }
             },
         };
-        let _ = from_root;
         let p = Path::new(&path);
         let is_dir = p.is_dir();
         let pattern = if is_dir || (!p.exists() && !path.contains(".*")) {
