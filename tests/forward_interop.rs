@@ -210,3 +210,37 @@ fn out_forward_with_wrong_key_delivers_nothing() {
         "{alog}"
     );
 }
+
+#[test]
+fn udp_heartbeat_and_json_connection_with_ack() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let fd = Ferrentd::start(&format!(
+        "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n{STDOUT_MATCH}"
+    ));
+    wait_port(port);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(WAIT)).unwrap();
+    udp.send_to(b"\0", ("127.0.0.1", port)).unwrap();
+    let mut b = [9u8; 8];
+    let (n, _) = udp.recv_from(&mut b).unwrap();
+    assert_eq!(&b[..n], b"\0");
+
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(br#"["json.t", 1700000000, {"a":1,"b":[true,null]}, {"chunk":"j1"}]"#)
+        .unwrap();
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 64];
+    while !resp.ends_with(b"}") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed before the ack");
+        resp.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(resp, br#"{"ack":"j1"}"#.to_vec());
+    drop(s);
+    assert_eq!(
+        fd.stop(),
+        vec!["2023-11-14 22:13:20.000000000 +0000 json.t: {\"a\":1,\"b\":[true,null]}"]
+    );
+}
