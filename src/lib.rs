@@ -4,6 +4,7 @@ pub mod buffer;
 pub mod config_parser;
 pub mod engine;
 pub mod event;
+pub mod forward;
 pub mod json;
 pub mod logging;
 pub mod plugins;

@@ -1,4 +1,6 @@
 //! The `ferrentd` command: a drop-in for the `fluentd` command line.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

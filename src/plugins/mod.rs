@@ -20,12 +20,14 @@ pub mod formatter_out_file;
 pub mod formatter_single_value;
 pub mod formatter_stdout;
 pub mod formatter_tsv;
+pub mod in_forward;
 pub mod in_sample;
 pub mod in_systemd;
 pub mod in_tail;
 pub mod inject;
 pub mod out_copy;
 pub mod out_file;
+pub mod out_forward;
 pub mod out_null;
 pub mod out_relabel;
 pub mod out_rewrite_tag_filter;
@@ -191,6 +193,7 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("sample", in_sample::create),
     ("dummy", in_sample::create),
     ("systemd", in_systemd::create),
+    ("forward", in_forward::create),
 ];
 
 pub const FILTERS: &[(&str, FilterCtor)] = &[
@@ -204,6 +207,7 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("stdout", out_stdout::create),
     ("file", out_file::create),
     ("null", out_null::create),
+    ("forward", out_forward::create),
     ("copy", out_copy::create),
     ("relabel", out_relabel::create),
     ("rewrite_tag_filter", out_rewrite_tag_filter::create),
