@@ -279,9 +279,19 @@ impl Engine {
     }
 
     /// Starts outputs, then inputs on their own threads.
-    pub fn start(self, runtime: tokio::runtime::Handle) -> anyhow::Result<Running> {
+    /// An input that cannot acquire its resources (a port in use, a missing library) stops
+    /// start-up, as in Fluentd; outputs already started are shut down first.
+    pub fn start(mut self, runtime: tokio::runtime::Handle) -> anyhow::Result<Running> {
         for o in &self.outputs {
             o.start()?;
+        }
+        for (i, (name, input, _)) in self.inputs.iter_mut().enumerate() {
+            if let Err(e) = input.start() {
+                for o in &self.outputs {
+                    o.shutdown();
+                }
+                return Err(e.context(format!("in_{name}#{i} failed to start")));
+            }
         }
         let shutdown = Shutdown::new();
         let mut threads = Vec::new();

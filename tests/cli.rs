@@ -201,3 +201,50 @@ fn sighup_reloads_the_config_and_a_bad_one_keeps_the_old() {
     }
     assert!(child.wait().unwrap().success());
 }
+
+/// Runs ferrentd until it exits by itself (bounded), returning its status code and stderr.
+fn run_to_exit(conf: &Path, limit: std::time::Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(bin())
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferrentd runs");
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferrentd did not exit within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
+#[test]
+fn a_port_in_use_stops_start_up() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("fluent.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n<match **>\n  @type stdout\n</match>\n"
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = run_to_exit(&conf, std::time::Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("bind(2) for \"127.0.0.1\" port {port}")),
+        "{stderr}"
+    );
+}

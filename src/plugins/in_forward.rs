@@ -213,6 +213,8 @@ struct Settings {
 
 pub struct ForwardInput {
     settings: Arc<Settings>,
+    /// Bound by `start`, so that a port in use stops start-up.
+    sockets: Option<(TcpListener, UdpSocket)>,
 }
 
 fn param_error(elem: &Element, key: &str, msg: String) -> ConfigError {
@@ -394,6 +396,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
             security,
             tls,
         }),
+        sockets: None,
     }))
 }
 
@@ -463,16 +466,30 @@ fn peer_ip(peer: &SocketAddr) -> IpAddr {
     }
 }
 
+fn bind_sockets(s: &Settings) -> anyhow::Result<(TcpListener, UdpSocket)> {
+    let listener = listen(s)?;
+    listener.set_nonblocking(true)?;
+    let udp = UdpSocket::bind(resolve_bind(&s.bind, s.port)?)
+        .map_err(|e| anyhow::anyhow!("{e} - bind(2) for \"{}\" port {} (udp)", s.bind, s.port))?;
+    udp.set_read_timeout(Some(s.blocking_timeout))?;
+    tracing::info!("listening port port={} bind=\"{}\"", s.port, s.bind);
+    Ok((listener, udp))
+}
+
 impl Input for ForwardInput {
+    fn start(&mut self) -> anyhow::Result<()> {
+        if self.sockets.is_none() {
+            self.sockets = Some(bind_sockets(&self.settings)?);
+        }
+        Ok(())
+    }
+
     fn run(self: Box<Self>, ctx: InputContext) -> anyhow::Result<()> {
         let s = self.settings;
-        let listener = listen(&s)?;
-        listener.set_nonblocking(true)?;
-        let udp = UdpSocket::bind(resolve_bind(&s.bind, s.port)?).map_err(|e| {
-            anyhow::anyhow!("{e} - bind(2) for \"{}\" port {} (udp)", s.bind, s.port)
-        })?;
-        udp.set_read_timeout(Some(s.blocking_timeout))?;
-        tracing::info!("listening port port={} bind=\"{}\"", s.port, s.bind);
+        let (listener, udp) = match self.sockets {
+            Some(sockets) => sockets,
+            None => bind_sockets(&s)?,
+        };
 
         let hb_shutdown = ctx.shutdown.clone();
         let hb = std::thread::Builder::new()

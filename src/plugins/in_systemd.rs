@@ -885,6 +885,11 @@ impl SystemdInput {
 }
 
 impl Input for SystemdInput {
+    /// A missing libsystemd stops start-up with an error naming it.
+    fn start(&mut self) -> anyhow::Result<()> {
+        library().map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
     fn run(mut self: Box<Self>, ctx: InputContext) -> anyhow::Result<()> {
         let lib = library().map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut warned = HashSet::new();

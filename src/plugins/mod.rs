@@ -105,6 +105,12 @@ pub struct InputContext {
 /// A `<source>`. `run` is called on a thread of its own and returns once `ctx.shutdown` fires,
 /// after emitting everything it has read.
 pub trait Input: Send {
+    /// Acquires what must exist before events flow (listening sockets, libraries). Called on
+    /// the main thread before any input runs; an error stops start-up.
+    fn start(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     fn run(self: Box<Self>, ctx: InputContext) -> anyhow::Result<()>;
 }
 
