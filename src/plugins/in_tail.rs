@@ -1482,8 +1482,9 @@ impl LineState {
     fn parse_into(&mut self, line: &[u8], es: &mut EventStream, _ctx: &InputContext) {
         let path_key = self.settings.path_key.as_ref();
         let path_value = &self.path_value;
-        let mut matched = false;
-        let mut unmatched = false;
+        let mut matched = 0usize;
+        // Fluentd treats each result without a time (or record) as a mismatch of the line.
+        let mut unmatched = 0usize;
         let result = self
             .settings
             .parser
@@ -1493,9 +1494,9 @@ impl LineState {
                         set_path_key(&mut record, k, path_value);
                     }
                     es.push(time, record);
-                    matched = true;
+                    matched += 1;
                 }
-                None => unmatched = true,
+                None => unmatched += 1,
             });
         if let Err(e) = &result {
             if e.0 != "pattern not matched" {
@@ -1507,9 +1508,10 @@ impl LineState {
                 );
                 return;
             }
-            unmatched = true;
+            // Also after events: a multi-line text whose rest does not match is one mismatch.
+            unmatched += 1;
         }
-        if unmatched || !matched {
+        for _ in 0..unmatched {
             if self.settings.emit_unmatched {
                 self.push_unmatched(line, es);
             }
