@@ -1116,16 +1116,17 @@ impl Watcher {
         } else {
             READ_CHUNK
         };
-        let mut buf = vec![0u8; chunk];
-        let mut budget = ByteBudget::new(self.settings.bytes_per_second);
+        let mut io = ReadBuf {
+            buf: vec![0u8; chunk],
+            budget: ByteBudget::new(self.settings.bytes_per_second),
+        };
         loop {
             let mut progressed = false;
             // The rotated-away files are read (their positions live only here) until rotate_wait.
             for (old, _) in draining.iter_mut() {
                 // Without follow_inodes the pos entry belongs to the path's new file.
                 let save = self.settings.follow_inodes;
-                progressed |=
-                    self.read_some(old, &mut buf, &mut state, ctx, &mut budget, None, save);
+                progressed |= self.read_some(old, &mut io, &mut state, ctx, None, save);
             }
             let mut i = 0;
             while i < draining.len() {
@@ -1138,15 +1139,7 @@ impl Watcher {
             }
             if let Some(f) = current.as_mut() {
                 if !self.group_limited(group) && self.reopen(f) {
-                    progressed |= self.read_some(
-                        f,
-                        &mut buf,
-                        &mut state,
-                        ctx,
-                        &mut budget,
-                        group.as_mut(),
-                        true,
-                    );
+                    progressed |= self.read_some(f, &mut io, &mut state, ctx, group.as_mut(), true);
                 }
             }
             if ctx.shutdown.is_set() {
@@ -1256,13 +1249,13 @@ impl Watcher {
     fn read_some(
         &self,
         f: &mut OpenFile,
-        buf: &mut [u8],
+        io: &mut ReadBuf,
         state: &mut LineState,
         ctx: &InputContext,
-        budget: &mut ByteBudget,
         group: Option<&mut GroupMember>,
         save: bool,
     ) -> bool {
+        let ReadBuf { buf, budget } = io;
         let want = budget.allow(buf.len());
         if want == 0 {
             return false;
@@ -1353,6 +1346,12 @@ impl Watcher {
         }
         true
     }
+}
+
+/// A watcher's read buffer and its `read_bytes_limit_per_second` budget.
+struct ReadBuf {
+    buf: Vec<u8>,
+    budget: ByteBudget,
 }
 
 /// `read_bytes_limit_per_second`: a byte budget refilled every second.
