@@ -122,17 +122,19 @@ impl ParserFilter {
     }
 
     /// Fluentd's `handle_parsed`: prefix, nest, then merge into the original when reserving.
-    fn handle_parsed(&self, record: Option<&Record>, values: Record) -> Record {
+    fn handle_parsed(&self, record: Option<Record>, values: Record) -> Record {
         let values = match &self.inject_key_prefix {
-            Some(prefix) => values
-                .into_iter()
-                .map(|(k, v)| {
+            Some(prefix) => {
+                // Prefixing keeps distinct keys distinct: no duplicate check needed.
+                let mut r = Record::with_capacity(values.len());
+                for (k, v) in values {
                     let mut nk = Vec::with_capacity(prefix.len() + k.len());
                     nk.extend_from_slice(prefix);
                     nk.extend_from_slice(&k);
-                    (nk, v)
-                })
-                .collect(),
+                    r.push_unchecked(nk, v);
+                }
+                r
+            }
             None => values,
         };
         let values = match &self.hash_value_field {
@@ -144,8 +146,8 @@ impl ParserFilter {
             None => values,
         };
         match record {
-            Some(orig) if self.reserve_data => {
-                let mut merged = orig.clone();
+            Some(orig) if self.reserve_data && !orig.is_empty() => {
+                let mut merged = orig;
                 merged.merge(values);
                 merged
             }
@@ -186,7 +188,7 @@ impl ParserFilter {
                     self.errors
                         .emit_error_event(tag, time, record.clone(), &msg);
                 }
-                let r = self.handle_parsed(Some(&record), Record::new());
+                let r = self.handle_parsed(Some(record), Record::new());
                 return Some((time, r));
             }
             Ok(Some(Value::Str(raw))) | Ok(Some(Value::Bin(raw))) => {
@@ -234,7 +236,7 @@ impl ParserFilter {
         for (t, values) in results {
             if self.emit_invalid_record_to_error {
                 let raw = self.raw_text(&record);
-                let r = self.handle_parsed(Some(&record), values);
+                let r = self.handle_parsed(Some(record.clone()), values);
                 self.errors.emit_error_event(
                     tag,
                     event_time(t),
@@ -258,13 +260,13 @@ impl ParserFilter {
                     self.errors
                         .emit_error_event(tag, time, record.clone(), &msg);
                 }
-                let r = self.handle_parsed(Some(&record), Record::new());
+                let r = self.handle_parsed(Some(record), Record::new());
                 return Some((time, r));
             }
         }
         let (t, values) = first?;
         let r = if self.reserve_data {
-            self.handle_parsed(Some(&record), values)
+            self.handle_parsed(Some(record), values)
         } else {
             self.handle_parsed(None, values)
         };

@@ -22,22 +22,6 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, Co
     Ok(Box::new(LogfmtParser { common }))
 }
 
-#[derive(PartialEq)]
-enum State {
-    Garbage,
-    Key,
-    Equal,
-    IValue,
-    QValue,
-}
-
-/// The gem's `value`: a string until converted, then possibly a number.
-#[derive(Clone)]
-enum Val {
-    Text(Vec<u8>),
-    Done(Value),
-}
-
 fn is_integer(s: &[u8]) -> bool {
     let d = match s.first() {
         Some(b'-' | b'+') => &s[1..],
@@ -86,50 +70,49 @@ fn is_numeric(s: &[u8]) -> bool {
 }
 
 /// The gem's conversion of an unquoted value.
-fn typed(v: &Val) -> Value {
-    match v {
-        Val::Done(x) => x.clone(),
-        Val::Text(s) => {
-            if is_integer(s) {
-                let t = String::from_utf8_lossy(s);
-                let t = t.strip_prefix('+').unwrap_or(&t);
-                match t.parse::<i64>() {
-                    Ok(i) => Value::Int(i),
-                    Err(_) => match t.parse::<u64>() {
-                        Ok(u) => Value::UInt(u),
-                        Err(_) => {
-                            let (neg, digits) = match t.strip_prefix('-') {
-                                Some(d) => (true, d),
-                                None => (false, t),
-                            };
-                            let digits = digits.trim_start_matches('0');
-                            let digits = if digits.is_empty() { "0" } else { digits };
-                            Value::BigInt(if neg && digits != "0" {
-                                format!("-{digits}")
-                            } else {
-                                digits.to_string()
-                            })
-                        }
-                    },
+fn typed_text(s: &[u8]) -> Value {
+    if is_integer(s) {
+        // ASCII digits with an optional sign: valid UTF-8.
+        let t = std::str::from_utf8(s).unwrap_or("0");
+        let t = t.strip_prefix('+').unwrap_or(t);
+        match t.parse::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => match t.parse::<u64>() {
+                Ok(u) => Value::UInt(u),
+                Err(_) => {
+                    let (neg, digits) = match t.strip_prefix('-') {
+                        Some(d) => (true, d),
+                        None => (false, t),
+                    };
+                    let digits = digits.trim_start_matches('0');
+                    let digits = if digits.is_empty() { "0" } else { digits };
+                    Value::BigInt(if neg && digits != "0" {
+                        format!("-{digits}")
+                    } else {
+                        digits.to_string()
+                    })
                 }
-            } else if is_numeric(s) {
-                let f = String::from_utf8_lossy(s).parse::<f64>().unwrap_or(0.0);
-                if f.is_finite() {
-                    Value::Float(f)
-                } else {
-                    Value::Str(s.clone())
-                }
-            } else {
-                Value::Str(s.clone())
-            }
+            },
         }
+    } else if is_numeric(s) {
+        let f = std::str::from_utf8(s)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if f.is_finite() {
+            Value::Float(f)
+        } else {
+            Value::Str(s.to_vec())
+        }
+    } else {
+        Value::Str(s.to_vec())
     }
 }
 
 /// Length of the character starting at `i` (an invalid byte counts as one character).
 fn char_len(s: &[u8], i: usize) -> usize {
     let n = match s[i] {
-        0x00..=0x7f => 1,
+        0x00..=0x7f => return 1,
         0xc2..=0xdf => 2,
         0xe0..=0xef => 3,
         0xf0..=0xf4 => 4,
@@ -142,94 +125,153 @@ fn char_len(s: &[u8], i: usize) -> usize {
     }
 }
 
-/// `c > " "` of the gem (Ruby string comparison: any byte above space, multibyte included).
-fn above_space(c: &[u8]) -> bool {
-    c[0] > b' '
+/// A byte that may continue a key (`c > " " && c != '"' && c != '='`). The gem compares
+/// characters, but every byte of a multi-byte character is above space, so runs of bytes
+/// give the same result.
+fn key_byte(b: u8) -> bool {
+    b > b' ' && b != b'"' && b != b'='
 }
 
+/// The gem's `value` variable: it outlives its key, and `key=` at the very end of a line
+/// takes whatever it holds.
+enum Leftover {
+    /// The text in the scratch buffer (an unquoted value not yet converted, or a quoted one).
+    Text,
+    Done(Value),
+}
+
+/// Sets `key` (keeping the position of an existing one); returns its index.
+fn set(out: &mut Record, key: &[u8], v: Value) -> usize {
+    let found = out.keys().position(|k| k == key);
+    match found {
+        Some(i) => {
+            set_at(out, i, v);
+            i
+        }
+        None => {
+            out.push_unchecked(key.to_vec(), v);
+            out.len() - 1
+        }
+    }
+}
+
+fn set_at(out: &mut Record, i: usize, v: Value) {
+    if let Some((_, slot)) = out.iter_mut().nth(i) {
+        *slot = v;
+    }
+}
+
+/// The gem's state machine over runs of bytes instead of single characters.
 pub fn parse_logfmt(line: &[u8]) -> Record {
-    let mut out = Record::with_capacity(8);
-    let mut key: Vec<u8> = Vec::new();
-    let mut value = Val::Text(Vec::new());
+    #[derive(PartialEq)]
+    enum State {
+        Garbage,
+        Equal,
+        QValue,
+    }
+    let n = line.len();
+    let mut out = Record::with_capacity(16);
+    // The current key's index in `out`.
+    let mut key = 0usize;
+    let mut vbuf: Vec<u8> = Vec::new();
+    let mut left = Leftover::Text;
     let mut escaped = false;
     let mut state = State::Garbage;
     let mut i = 0;
-    while i < line.len() {
-        let n = char_len(line, i);
-        let c = &line[i..i + n];
-        i += n;
-        let last = i >= line.len();
+    let leftover = |left: &Leftover, vbuf: &[u8]| match left {
+        Leftover::Done(v) => v.clone(),
+        Leftover::Text => typed_text(vbuf),
+    };
+    while i < n {
         match state {
             State::Garbage => {
-                if above_space(c) && c != b"\"" && c != b"=" {
-                    key = c.to_vec();
-                    state = State::Key;
+                if !key_byte(line[i]) {
+                    i += 1;
+                    continue;
                 }
-            }
-            State::Key => {
-                if above_space(c) && c != b"\"" && c != b"=" {
-                    key.extend_from_slice(c);
-                } else if c == b"=" {
-                    out.insert(key.clone(), Value::Bool(true));
-                    state = State::Equal;
+                let start = i;
+                let mut j = i + 1;
+                while j < n && key_byte(line[j]) {
+                    j += 1;
+                }
+                let k = &line[start..j];
+                if j == n {
+                    // The first character is taken in the garbage state, which never looks at
+                    // the end of the line: a one-character key at the very end is dropped.
+                    if start + char_len(line, start) < n {
+                        set(&mut out, k, Value::Bool(true));
+                    }
+                    i = n;
                 } else {
-                    out.insert(key.clone(), Value::Bool(true));
-                    state = State::Garbage;
-                }
-                if last {
-                    out.insert(key.clone(), Value::Bool(true));
+                    key = set(&mut out, k, Value::Bool(true));
+                    if line[j] == b'=' {
+                        state = State::Equal;
+                    }
+                    i = j + 1;
                 }
             }
             State::Equal => {
-                if above_space(c) && c != b"\"" && c != b"=" {
-                    value = Val::Text(c.to_vec());
-                    state = State::IValue;
-                } else if c == b"\"" {
-                    value = Val::Text(Vec::new());
+                let c = line[i];
+                if key_byte(c) {
+                    // An unquoted value runs to a space or a quote (`=` is allowed inside).
+                    let mut j = i + 1;
+                    while j < n && line[j] > b' ' && line[j] != b'"' {
+                        j += 1;
+                    }
+                    vbuf.clear();
+                    vbuf.extend_from_slice(&line[i..j]);
+                    let v = typed_text(&vbuf);
+                    if j < n {
+                        left = Leftover::Done(v.clone());
+                    }
+                    set_at(&mut out, key, v);
+                    state = State::Garbage;
+                    i = if j < n { j + 1 } else { n };
+                } else if c == b'"' {
+                    vbuf.clear();
+                    left = Leftover::Text;
                     escaped = false;
                     state = State::QValue;
+                    i += 1;
+                    if i == n {
+                        set_at(&mut out, key, Value::Str(Vec::new()));
+                    }
                 } else {
                     state = State::Garbage;
-                }
-                if last {
-                    // `value || true`: the gem's value here may be left over from an earlier key.
-                    out.insert(key.clone(), typed(&value));
-                }
-            }
-            State::IValue => {
-                if !(above_space(c) && c != b"\"") {
-                    let v = typed(&value);
-                    value = Val::Done(v.clone());
-                    out.insert(key.clone(), v);
-                    state = State::Garbage;
-                } else if let Val::Text(t) = &mut value {
-                    t.extend_from_slice(c);
-                }
-                if last {
-                    let v = typed(&value);
-                    value = Val::Done(v.clone());
-                    out.insert(key.clone(), v);
+                    i += 1;
+                    if i == n {
+                        let v = leftover(&left, &vbuf);
+                        set_at(&mut out, key, v);
+                    }
                 }
             }
             State::QValue => {
-                if let Val::Text(t) = &mut value {
-                    if c == b"\\" {
-                        escaped = true;
-                        t.push(b'\\');
-                    } else if c == b"\"" {
-                        if escaped {
-                            escaped = false;
-                            t.pop();
-                            t.push(b'"');
-                        } else {
-                            out.insert(key.clone(), Value::Str(t.clone()));
-                            state = State::Garbage;
-                        }
-                    } else {
+                let Some(off) = memchr::memchr2(b'"', b'\\', &line[i..]) else {
+                    if i < n {
                         escaped = false;
-                        t.extend_from_slice(c);
                     }
+                    vbuf.extend_from_slice(&line[i..]);
+                    i = n;
+                    continue;
+                };
+                if off > 0 {
+                    escaped = false;
+                    vbuf.extend_from_slice(&line[i..i + off]);
                 }
+                let p = i + off;
+                if line[p] == b'\\' {
+                    escaped = true;
+                    vbuf.push(b'\\');
+                } else if escaped {
+                    escaped = false;
+                    vbuf.pop();
+                    vbuf.push(b'"');
+                } else {
+                    set_at(&mut out, key, Value::Str(vbuf.clone()));
+                    left = Leftover::Text;
+                    state = State::Garbage;
+                }
+                i = p + 1;
             }
         }
     }
@@ -245,6 +287,179 @@ impl Parser for LogfmtParser {
         let (t, r) = self.common.finish(parse_logfmt(text))?;
         emit(t, r);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod reference {
+    //! The gem's character-at-a-time state machine, kept to check the fast scanner against.
+    use super::{is_integer, is_numeric};
+    use crate::event::{Record, Value};
+
+    #[derive(PartialEq)]
+    enum State {
+        Garbage,
+        Key,
+        Equal,
+        IValue,
+        QValue,
+    }
+
+    #[derive(Clone)]
+    enum Val {
+        Text(Vec<u8>),
+        Done(Value),
+    }
+
+    /// The gem's conversion of an unquoted value.
+    fn typed(v: &Val) -> Value {
+        match v {
+            Val::Done(x) => x.clone(),
+            Val::Text(s) => {
+                if is_integer(s) {
+                    let t = String::from_utf8_lossy(s);
+                    let t = t.strip_prefix('+').unwrap_or(&t);
+                    match t.parse::<i64>() {
+                        Ok(i) => Value::Int(i),
+                        Err(_) => match t.parse::<u64>() {
+                            Ok(u) => Value::UInt(u),
+                            Err(_) => {
+                                let (neg, digits) = match t.strip_prefix('-') {
+                                    Some(d) => (true, d),
+                                    None => (false, t),
+                                };
+                                let digits = digits.trim_start_matches('0');
+                                let digits = if digits.is_empty() { "0" } else { digits };
+                                Value::BigInt(if neg && digits != "0" {
+                                    format!("-{digits}")
+                                } else {
+                                    digits.to_string()
+                                })
+                            }
+                        },
+                    }
+                } else if is_numeric(s) {
+                    let f = String::from_utf8_lossy(s).parse::<f64>().unwrap_or(0.0);
+                    if f.is_finite() {
+                        Value::Float(f)
+                    } else {
+                        Value::Str(s.clone())
+                    }
+                } else {
+                    Value::Str(s.clone())
+                }
+            }
+        }
+    }
+
+    /// Length of the character starting at `i` (an invalid byte counts as one character).
+    fn char_len_ref(s: &[u8], i: usize) -> usize {
+        let n = match s[i] {
+            0x00..=0x7f => 1,
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => 1,
+        };
+        if i + n <= s.len() && std::str::from_utf8(&s[i..i + n]).is_ok() {
+            n
+        } else {
+            1
+        }
+    }
+
+    /// `c > " "` of the gem (Ruby string comparison: any byte above space, multibyte included).
+    fn above_space(c: &[u8]) -> bool {
+        c[0] > b' '
+    }
+
+    pub fn reference(line: &[u8]) -> Record {
+        let mut out = Record::with_capacity(8);
+        let mut key: Vec<u8> = Vec::new();
+        let mut value = Val::Text(Vec::new());
+        let mut escaped = false;
+        let mut state = State::Garbage;
+        let mut i = 0;
+        while i < line.len() {
+            let n = char_len_ref(line, i);
+            let c = &line[i..i + n];
+            i += n;
+            let last = i >= line.len();
+            match state {
+                State::Garbage => {
+                    if above_space(c) && c != b"\"" && c != b"=" {
+                        key = c.to_vec();
+                        state = State::Key;
+                    }
+                }
+                State::Key => {
+                    if above_space(c) && c != b"\"" && c != b"=" {
+                        key.extend_from_slice(c);
+                    } else if c == b"=" {
+                        out.insert(key.clone(), Value::Bool(true));
+                        state = State::Equal;
+                    } else {
+                        out.insert(key.clone(), Value::Bool(true));
+                        state = State::Garbage;
+                    }
+                    if last {
+                        out.insert(key.clone(), Value::Bool(true));
+                    }
+                }
+                State::Equal => {
+                    if above_space(c) && c != b"\"" && c != b"=" {
+                        value = Val::Text(c.to_vec());
+                        state = State::IValue;
+                    } else if c == b"\"" {
+                        value = Val::Text(Vec::new());
+                        escaped = false;
+                        state = State::QValue;
+                    } else {
+                        state = State::Garbage;
+                    }
+                    if last {
+                        // `value || true`: the gem's value here may be left over from an earlier key.
+                        out.insert(key.clone(), typed(&value));
+                    }
+                }
+                State::IValue => {
+                    if !(above_space(c) && c != b"\"") {
+                        let v = typed(&value);
+                        value = Val::Done(v.clone());
+                        out.insert(key.clone(), v);
+                        state = State::Garbage;
+                    } else if let Val::Text(t) = &mut value {
+                        t.extend_from_slice(c);
+                    }
+                    if last {
+                        let v = typed(&value);
+                        value = Val::Done(v.clone());
+                        out.insert(key.clone(), v);
+                    }
+                }
+                State::QValue => {
+                    if let Val::Text(t) = &mut value {
+                        if c == b"\\" {
+                            escaped = true;
+                            t.push(b'\\');
+                        } else if c == b"\"" {
+                            if escaped {
+                                escaped = false;
+                                t.pop();
+                                t.push(b'"');
+                            } else {
+                                out.insert(key.clone(), Value::Str(t.clone()));
+                                state = State::Garbage;
+                            }
+                        } else {
+                            escaped = false;
+                            t.extend_from_slice(c);
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -284,6 +499,28 @@ mod tests {
             json(&out[0].1),
             r#"{"level":"debug","msg":"no time field","source":"shim","debug":true}"#
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
+        ))]
+        /// The run-based scanner gives exactly what the gem's state machine gives.
+        #[test]
+        fn scanner_matches_the_gems_state_machine(parts in proptest::collection::vec(
+            proptest::sample::select(&[
+                "a", "key", "=", "\"", "\\", " ", "\t", "1", "-2", "+3", "1.5", ".5", "1e3", "x",
+                "é", "\u{1F600}", "\u{0}", "99999999999999999999999", "\n",
+            ][..]),
+            0..24,
+        ), raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3)) {
+            let mut line = parts.concat().into_bytes();
+            line.extend_from_slice(&raw);
+            proptest::prop_assert_eq!(
+                json(&parse_logfmt(&line)),
+                json(&super::reference::reference(&line))
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,37 @@ crate::parser_config! {
 pub struct NamedRegex {
     pub re: RubyRegex,
     names: Vec<(usize, Vec<u8>)>,
+    /// For expressions whose every match starts at a line start (`^...`): a capture engine
+    /// run anchored at the start of a one-line text, without the DFA passes that first look
+    /// for where a match is.
+    anchored: Option<meta::Regex>,
+}
+
+use regex_automata::{meta, util::syntax, Anchored, Input};
+
+/// The anchored engine for `re`, when every match must begin at a line start.
+fn anchored_engine(re: &RubyRegex) -> Option<meta::Regex> {
+    let pattern = re.as_bytes_regex()?.as_str();
+    // The settings of `regex::bytes::Regex`, which matches invalid UTF-8 too.
+    let syn = syntax::Config::new().utf8(false);
+    let hir = syntax::parse_with(pattern, &syn).ok()?;
+    let starts = hir.properties().look_set_prefix();
+    if !(starts.contains(regex_syntax::hir::Look::StartLF)
+        || starts.contains(regex_syntax::hir::Look::Start))
+    {
+        return None;
+    }
+    meta::Regex::builder()
+        .syntax(syn)
+        .configure(
+            meta::Config::new()
+                .utf8_empty(false)
+                .nfa_size_limit(Some(64 << 20))
+                .hybrid(false)
+                .dfa(false),
+        )
+        .build_from_hir(&hir)
+        .ok()
 }
 
 impl NamedRegex {
@@ -33,7 +64,12 @@ impl NamedRegex {
                 names.push((i, n.into_bytes()));
             }
         }
-        NamedRegex { re, names }
+        let anchored = anchored_engine(&re);
+        NamedRegex {
+            re,
+            names,
+            anchored,
+        }
     }
 
     pub fn has_names(&self) -> bool {
@@ -43,6 +79,24 @@ impl NamedRegex {
     /// The named groups of the first match at or after `start`, and where the match ends.
     pub fn match_record(&self, text: &[u8], start: usize) -> Option<(Record, usize)> {
         let mut rec = Record::with_capacity(self.names.len());
+        if let Some(re) = &self.anchored {
+            // Without a newline the text has one line start, 0: the match can only begin there.
+            if start == 0 && memchr::memchr(b'\n', text).is_none() {
+                let mut caps = re.create_captures();
+                re.search_captures(&Input::new(text).anchored(Anchored::Yes), &mut caps);
+                let whole = caps.get_match()?;
+                for (i, name) in &self.names {
+                    if let Some(sp) = caps.get_group(*i) {
+                        // Group names of one expression are distinct.
+                        rec.push_unchecked(
+                            name.clone(),
+                            Value::Str(text[sp.start..sp.end].to_vec()),
+                        );
+                    }
+                }
+                return Some((rec, whole.end()));
+            }
+        }
         match self.re.captures_pos(text, start) {
             Some(groups) => {
                 let end = groups
@@ -128,6 +182,49 @@ impl Parser for RegexpParser {
 mod tests {
     use super::super::parser::is_not_matched;
     use super::super::parser::test_support::*;
+    use super::{NamedRegex, RubyRegex};
+
+    const W3: &str = r#"^(?<host>[^ ]*) [^ ]* (?<user>[^ ]*) \[(?<time>[^\]]*)\] "(?<method>\S+)(?: +(?<path>[^ ]*) +\S*)?" (?<code>[^ ]*) (?<size>[^ ]*)(?: "(?<referer>[^\"]*)" "(?<agent>[^\"]*)")?$"#;
+
+    #[test]
+    fn anchored_engine_only_for_line_start_expressions() {
+        assert!(NamedRegex::new(RubyRegex::new(W3, "").unwrap())
+            .anchored
+            .is_some());
+        assert!(NamedRegex::new(RubyRegex::new("(?<a>x)", "").unwrap())
+            .anchored
+            .is_none());
+        assert!(
+            NamedRegex::new(RubyRegex::new("^(?<a>x)|(?<b>y)", "").unwrap())
+                .anchored
+                .is_none()
+        );
+        assert!(NamedRegex::new(RubyRegex::new("\\A(?<a>x)", "").unwrap())
+            .anchored
+            .is_some());
+    }
+
+    proptest::proptest! {
+        /// The anchored engine finds what the general search finds.
+        #[test]
+        fn anchored_engine_agrees_with_the_search(parts in proptest::collection::vec(
+            proptest::sample::select(&[
+                "1.2.3.4", " ", "-", "[", "]", "\"", "GET", "/p", "HTTP/1.1", "200", "5",
+                "01/May/2024:00:00:00 +0000", "x", "\u{e9}", "\t", "\n",
+            ][..]),
+            0..30,
+        )) {
+            let text = parts.concat();
+            for pat in [W3, "^(?<a>[a-z]+)(?<b>\\d*)", "^(?<a>.*?)(?<b> .*)?$"] {
+                let fast = NamedRegex::new(RubyRegex::new(pat, "").unwrap());
+                let mut slow = NamedRegex::new(RubyRegex::new(pat, "").unwrap());
+                slow.anchored = None;
+                let a = fast.match_record(text.as_bytes(), 0).map(|(r, e)| (json(&r), e));
+                let b = slow.match_record(text.as_bytes(), 0).map(|(r, e)| (json(&r), e));
+                proptest::prop_assert_eq!(a, b);
+            }
+        }
+    }
 
     #[test]
     fn named_groups_and_time_case_133() {
