@@ -8,6 +8,8 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -497,7 +499,6 @@ impl Input for ForwardInput {
             .spawn(move || heartbeat_loop(udp, hb_shutdown))?;
 
         let mut conns: Vec<JoinHandle<()>> = Vec::new();
-        use std::os::fd::AsRawFd;
         while !ctx.shutdown.is_set() {
             conns.retain(|h| !h.is_finished());
             if !wait_readable(listener.as_raw_fd(), s.blocking_timeout) {
@@ -516,11 +517,17 @@ impl Input for ForwardInput {
             let s2 = s.clone();
             let router = ctx.router.clone();
             let sd = ctx.shutdown.clone();
+            let (caught_up, wait_caught_up) = std::sync::mpsc::sync_channel(1);
             match std::thread::Builder::new()
                 .name("in_forward-conn".into())
-                .spawn(move || serve(tcp, peer, &s2, &router, &sd))
+                .spawn(move || serve(tcp, peer, &s2, &router, &sd, caught_up))
             {
-                Ok(h) => conns.push(h),
+                Ok(h) => {
+                    conns.push(h);
+                    // Events a client sent before it reconnected are emitted before those of
+                    // its next connection, as Fluentd's single event loop does.
+                    let _ = wait_caught_up.recv_timeout(FIRST_READ_HANDOFF);
+                }
                 Err(e) => tracing::warn!("cannot start a connection thread: {e}"),
             }
         }
@@ -575,9 +582,24 @@ struct Conn<'a> {
     state: State,
     nonce: Vec<u8>,
     auth_salt: Vec<u8>,
+    /// Tells the accept loop that the data already queued on this connection has been emitted
+    /// (sent once, or dropped with the connection).
+    caught_up: Option<SyncSender<()>>,
 }
 
-fn serve(tcp: TcpStream, peer: SocketAddr, s: &Settings, router: &Emitter, shutdown: &Shutdown) {
+/// How long the accept loop waits for a new connection to emit what it already holds.
+const FIRST_READ_HANDOFF: Duration = Duration::from_millis(200);
+
+fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    s: &Settings,
+    router: &Emitter,
+    shutdown: &Shutdown,
+    caught_up: SyncSender<()>,
+) {
+    // A handshake needs the client's answers, so the queued data is not known yet.
+    let caught_up = (s.tls.is_none() && s.security.is_none()).then_some(caught_up);
     let _ = tcp.set_nonblocking(false);
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(s.blocking_timeout));
@@ -612,6 +634,7 @@ fn serve(tcp: TcpStream, peer: SocketAddr, s: &Settings, router: &Emitter, shutd
         state: State::Established,
         nonce: Vec::new(),
         auth_salt: Vec::new(),
+        caught_up,
     };
     tracing::trace!(
         "accepted fluent socket addr=\"{}\" port={}",
@@ -646,6 +669,13 @@ impl Conn<'_> {
         loop {
             if shutdown.is_set() {
                 return;
+            }
+            if self.caught_up.is_some()
+                && !wait_readable(self.stream.tcp().as_raw_fd(), Duration::ZERO)
+            {
+                if let Some(tx) = self.caught_up.take() {
+                    let _ = tx.send(());
+                }
             }
             if filled == buf.len() {
                 if start > 0 {
