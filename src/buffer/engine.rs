@@ -434,7 +434,10 @@ impl Inner {
             _ => self.output.as_ref(),
         };
         match out.write(&chunk) {
-            Ok(()) => self.commit(e, using_secondary),
+            Ok(()) => {
+                self.commit(e, using_secondary);
+                self.store.recycle(chunk.data);
+            }
             Err(WriteError::Unrecoverable(msg)) => {
                 let backup = |e: Entry, chunk: &Chunk| {
                     self.s.backup.save(&e.id, &chunk.data);

@@ -265,7 +265,7 @@ pub(crate) fn configure<'a>(
     let (store, persistent, chunk_default, total_default): (Box<dyn ChunkStore>, bool, u64, u64) =
         match btype {
             "memory" => (
-                Box::new(crate::plugins::buf_memory::MemoryStore),
+                Box::<crate::plugins::buf_memory::MemoryStore>::default(),
                 false,
                 crate::plugins::buf_memory::DEFAULT_CHUNK_LIMIT_SIZE,
                 crate::plugins::buf_memory::DEFAULT_TOTAL_LIMIT_SIZE,

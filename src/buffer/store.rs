@@ -53,6 +53,8 @@ pub trait ChunkStore: Send + Sync {
         metadata: &Metadata,
         created: f64,
     ) -> io::Result<Box<dyn StoredChunk>>;
+    /// Takes back the bytes of a chunk that was written, for a later chunk to reuse.
+    fn recycle(&self, _data: Vec<u8>) {}
 }
 
 /// Where unrecoverable chunks go: `ROOT/backup/worker0/PLUGIN_ID/CHUNKID.log`.

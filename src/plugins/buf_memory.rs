@@ -4,13 +4,20 @@
 
 use std::io;
 
+use parking_lot::Mutex;
+
 use crate::buffer::store::{Backup, ChunkStore, Resumed, StoredChunk};
 use crate::buffer::Metadata;
 
 pub const DEFAULT_CHUNK_LIMIT_SIZE: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_TOTAL_LIMIT_SIZE: u64 = 512 * 1024 * 1024;
 
-pub struct MemoryStore;
+/// Keeps the bytes of one written chunk for the next chunk: a full chunk is megabytes, and
+/// allocating it afresh each time costs page faults and the copies of a growing vector.
+#[derive(Default)]
+pub struct MemoryStore {
+    spare: Mutex<Option<Vec<u8>>>,
+}
 
 struct MemoryChunk {
     data: Vec<u8>,
@@ -49,7 +56,19 @@ impl ChunkStore for MemoryStore {
         _metadata: &Metadata,
         _created: f64,
     ) -> io::Result<Box<dyn StoredChunk>> {
-        Ok(Box::new(MemoryChunk { data: Vec::new() }))
+        let data = self.spare.lock().take().unwrap_or_default();
+        Ok(Box::new(MemoryChunk { data }))
+    }
+
+    fn recycle(&self, mut data: Vec<u8>) {
+        data.clear();
+        let mut spare = self.spare.lock();
+        if spare
+            .as_ref()
+            .is_none_or(|s| s.capacity() < data.capacity())
+        {
+            *spare = Some(data);
+        }
     }
 }
 
@@ -59,15 +78,28 @@ mod tests {
 
     #[test]
     fn load_takes_and_unload_restores() {
-        let mut c = MemoryStore
-            .create([0; 16], &Metadata::default(), 0.0)
-            .unwrap();
+        let store = MemoryStore::default();
+        let mut c = store.create([0; 16], &Metadata::default(), 0.0).unwrap();
         c.append(b"ab", 1).unwrap();
         c.append(b"cd", 1).unwrap();
         let d = c.load().unwrap();
         assert_eq!(d, b"abcd");
         c.unload(d);
         assert_eq!(c.load().unwrap(), b"abcd");
-        assert!(!MemoryStore.persistent());
+        assert!(!store.persistent());
+    }
+
+    #[test]
+    fn a_written_chunk_s_bytes_are_reused_empty() {
+        let store = MemoryStore::default();
+        let mut c = store.create([0; 16], &Metadata::default(), 0.0).unwrap();
+        c.append(&[7; 1000], 1).unwrap();
+        let data = c.load().unwrap();
+        let cap = data.capacity();
+        store.recycle(data);
+        let mut next = store.create([1; 16], &Metadata::default(), 0.0).unwrap();
+        let reused = next.load().unwrap();
+        assert!(reused.is_empty());
+        assert_eq!(reused.capacity(), cap);
     }
 }

@@ -1292,7 +1292,7 @@ impl Watcher {
                         let mut l = std::mem::take(&mut f.partial);
                         consumed = l.len() as u64;
                         l.extend_from_slice(&data[..nl]);
-                        state.line(&l, &mut es, ctx);
+                        state.line(&l, &mut es);
                         lines += 1;
                     }
                     start = nl + 1;
@@ -1312,14 +1312,13 @@ impl Watcher {
         }
         let mut line_start = start;
         if f.partial.is_empty() {
-            for nl in memchr::memchr_iter(b'\n', &data[start..]) {
-                let end = start + nl;
-                state.line(&data[line_start..end], &mut es, ctx);
-                lines += 1;
-                line_start = end + 1;
-                if es.len() >= self.settings.read_lines_limit {
-                    ctx.router.emit(&self.tag, std::mem::take(&mut es));
-                }
+            if let Some(last_nl) = memchr::memrchr(b'\n', &data[start..]) {
+                line_start = start + last_nl + 1;
+                let limit = self.settings.read_lines_limit;
+                let block = &data[start..line_start];
+                lines += state.lines(block, &mut es, limit, &mut |full| {
+                    ctx.router.emit(&self.tag, full)
+                });
             }
             consumed += (line_start - start) as u64;
         }
@@ -1407,8 +1406,30 @@ impl LineState {
         }
     }
 
+    /// Every line of `block` (each ending in `\n`); a batch that reaches `limit` events goes
+    /// to `full`. Returns the number of lines.
+    fn lines(
+        &mut self,
+        block: &[u8],
+        es: &mut EventStream,
+        limit: usize,
+        full: &mut dyn FnMut(EventStream),
+    ) -> u64 {
+        let mut n = 0u64;
+        let mut line_start = 0usize;
+        for nl in memchr::memchr_iter(b'\n', block) {
+            self.line(&block[line_start..nl], es);
+            n += 1;
+            line_start = nl + 1;
+            if es.len() >= limit {
+                full(std::mem::take(es));
+            }
+        }
+        n
+    }
+
     /// One line without its `\n`.
-    fn line(&mut self, raw: &[u8], es: &mut EventStream, ctx: &InputContext) {
+    fn line(&mut self, raw: &[u8], es: &mut EventStream) {
         if let Some(max) = self.settings.max_line_size {
             // Fluentd measures the line with its newline.
             if raw.len() + 1 > max {
@@ -1425,24 +1446,24 @@ impl LineState {
             );
             let _ = dec.decode_to_string(raw, &mut self.transcoded, true);
             let t = std::mem::take(&mut self.transcoded);
-            self.line_text(t.as_bytes(), es, ctx);
+            self.line_text(t.as_bytes(), es);
             self.transcoded = t;
             return;
         }
-        self.line_text(raw, es, ctx);
+        self.line_text(raw, es);
     }
 
-    fn line_text(&mut self, line: &[u8], es: &mut EventStream, ctx: &InputContext) {
+    fn line_text(&mut self, line: &[u8], es: &mut EventStream) {
         if !self.settings.parser.is_multiline() {
             // `chomp`: the `\r` of a `\r\n` ending goes too.
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            self.parse_into(line, es, ctx);
+            self.parse_into(line, es);
             return;
         }
         if self.settings.parser.is_firstline(line) {
             if !self.pending.is_empty() {
                 let done = std::mem::take(&mut self.pending);
-                self.parse_pending(&done, es, ctx);
+                self.parse_pending(&done, es);
             }
             self.pending.extend_from_slice(line);
             self.pending_since = Some(Instant::now());
@@ -1464,9 +1485,9 @@ impl LineState {
     }
 
     /// A collected multi-line event, chomped as Fluentd does.
-    fn parse_pending(&mut self, done: &[u8], es: &mut EventStream, ctx: &InputContext) {
+    fn parse_pending(&mut self, done: &[u8], es: &mut EventStream) {
         let text = done.strip_suffix(b"\r").unwrap_or(done);
-        self.parse_into(text, es, ctx);
+        self.parse_into(text, es);
     }
 
     fn push_unmatched(&self, line: &[u8], es: &mut EventStream) {
@@ -1478,7 +1499,7 @@ impl LineState {
         es.push(EventTime::now(), r);
     }
 
-    fn parse_into(&mut self, line: &[u8], es: &mut EventStream, _ctx: &InputContext) {
+    fn parse_into(&mut self, line: &[u8], es: &mut EventStream) {
         let path_key = self.settings.path_key.as_ref();
         let path_value = &self.path_value;
         let mut matched = 0usize;
@@ -1527,7 +1548,7 @@ impl LineState {
         let done = std::mem::take(&mut self.pending);
         self.pending_since = None;
         let mut es = EventStream::new();
-        self.parse_pending(&done, &mut es, ctx);
+        self.parse_pending(&done, &mut es);
         if !es.is_empty() {
             ctx.router.emit(&self.tag, es);
         }
