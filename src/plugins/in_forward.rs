@@ -661,6 +661,7 @@ impl Conn<'_> {
         let mut buf: Vec<u8> = vec![0; READ_SIZE];
         let (mut start, mut filled) = (0usize, 0usize);
         let mut scan = ScanState::default();
+        let mut reads = 0u64;
         let limit = self
             .s
             .chunk_size_limit
@@ -670,8 +671,10 @@ impl Conn<'_> {
             if shutdown.is_set() {
                 return;
             }
+            // Caught up once the first read is handled, or when nothing was waiting: a client
+            // that streams without pause must not hold up the next accept.
             if self.caught_up.is_some()
-                && !wait_readable(self.stream.tcp().as_raw_fd(), Duration::ZERO)
+                && (reads > 0 || !wait_readable(self.stream.tcp().as_raw_fd(), Duration::ZERO))
             {
                 if let Some(tx) = self.caught_up.take() {
                     let _ = tx.send(());
@@ -689,7 +692,10 @@ impl Conn<'_> {
             }
             let n = match self.stream.read(&mut buf[filled..]) {
                 Ok(0) => return,
-                Ok(n) => n,
+                Ok(n) => {
+                    reads += 1;
+                    n
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
