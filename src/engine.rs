@@ -193,6 +193,7 @@ impl Engine {
             errors: errors.clone(),
             labels: table.clone(),
             root_dir: system.root_dir.as_ref().map(std::path::PathBuf::from),
+            variable_store: Default::default(),
         };
         let resolve = |e: &Element, default: &Emitter| -> Result<Emitter, ConfigError> {
             match label_name(e) {

@@ -66,6 +66,52 @@ fn unknown_plugin_is_a_config_error() {
 }
 
 #[test]
+fn two_tails_on_one_pos_file_are_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("p.conf");
+    let source = |id: &str| {
+        format!(
+            "<source>\n  @type tail\n  @id {id}\n  path /var/log/{id}.log\n  tag t\n  pos_file /var/log/shared.pos\n  <parse>\n    @type none\n  </parse>\n</source>\n"
+        )
+    };
+    std::fs::write(&conf, source("first") + &source("second")).unwrap();
+    let out = dry_run(&conf);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Other 'in_tail' plugin already use same pos_file path: plugin_id = first, pos_file path = /var/log/shared.pos"),
+        "{err}"
+    );
+    assert!(err.contains("p.conf line 16,3"), "{err}");
+}
+
+#[test]
+fn two_file_outputs_on_one_buffer_path_are_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("b.conf");
+    let buf = dir.path().join("buf");
+    let out_dir = dir.path().display().to_string();
+    let matcher = |tag: &str| {
+        format!(
+            "<match {tag}>\n  @type file\n  path {out_dir}/{tag}\n  <buffer>\n    @type file\n    path {}\n  </buffer>\n</match>\n",
+            buf.display()
+        )
+    };
+    std::fs::write(&conf, matcher("a") + &matcher("b")).unwrap();
+    let out = dry_run(&conf);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "Other 'file' plugin already use same buffer path: type = file, buffer path = {}",
+            buf.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("b.conf line 12,"), "{err}");
+}
+
+#[test]
 fn missing_label_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("l.conf");

@@ -278,6 +278,18 @@ pub(crate) fn configure<'a>(
                     ctx.root_dir.as_deref(),
                 )
                 .map_err(|m| belem.error(m))?;
+                // Two outputs of one type on one buffer path would take each other's chunks.
+                let owner = elem.plugin_type().unwrap_or("?");
+                if ctx
+                    .variable_store
+                    .claim(&format!("buf_file:{owner}:{}", fs.pattern), owner)
+                    .is_err()
+                {
+                    return Err(belem.error(format!(
+                        "Other '{owner}' plugin already use same buffer path: type = {owner}, buffer path = {}",
+                        conf.path.as_deref().unwrap_or(&fs.pattern)
+                    )));
+                }
                 (
                     Box::new(fs),
                     true,

@@ -243,6 +243,24 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
         Some(g) => Some(Groups::build(g, elem)?),
         None => None,
     };
+    if let Some(pos_file) = &cfg.pos_file {
+        let id = crate::buffer::plugin_id(elem);
+        if let Err(first) = ctx
+            .variable_store
+            .claim(&format!("in_tail:{pos_file}"), &id)
+        {
+            let at = elem
+                .param("pos_file")
+                .map(|p| &p.span)
+                .unwrap_or(&elem.span);
+            return Err(ConfigError::at(
+                format!(
+                    "Other 'in_tail' plugin already use same pos_file path: plugin_id = {first}, pos_file path = {pos_file}"
+                ),
+                at,
+            ));
+        }
+    }
     if cfg.pos_file.is_none() {
         tracing::warn!("'pos_file PATH' parameter is not set to a 'tail' source.");
         tracing::warn!(

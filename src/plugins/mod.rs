@@ -62,6 +62,33 @@ pub struct PluginContext {
     pub labels: crate::router::LabelTable,
     /// `<system> root_dir`: where plugins with an `@id` keep state (buf_file chunks).
     pub root_dir: Option<std::path::PathBuf>,
+    /// What the plugins of this configuration have claimed (pos files, buffer paths).
+    pub variable_store: VariableStore,
+}
+
+/// Fluentd's `variable_store`: shared by the plugins of one configuration, so two of them
+/// cannot use the same state file. A reload builds a new one, so the running config's claims
+/// do not count against the new config.
+#[derive(Clone, Default)]
+pub struct VariableStore(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+);
+
+impl VariableStore {
+    /// Records `owner` for `key`, or returns the owner that claimed it first.
+    pub fn claim(&self, key: &str, owner: &str) -> Result<(), String> {
+        let mut claims = match self.0.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match claims.get(key) {
+            Some(first) => Err(first.clone()),
+            None => {
+                claims.insert(key.to_string(), owner.to_string());
+                Ok(())
+            }
+        }
+    }
 }
 
 impl PluginContext {
@@ -75,6 +102,7 @@ impl PluginContext {
             errors: ErrorSink::log_only(),
             labels: crate::router::LabelTable::default(),
             root_dir: None,
+            variable_store: VariableStore::default(),
         }
     }
 
