@@ -746,10 +746,47 @@ impl PosFile {
                 );
             }
         }
-        self.file.set_len(0)?;
-        self.file.write_all_at(&body, 0)?;
+        self.replace_with(&body)?;
         self.len = body.len() as u64;
         Ok(())
+    }
+
+    /// Puts `body` in place of the file's content: written to a temporary file beside it and
+    /// renamed over it, so a crash leaves the old or the new positions, never a torn file. Where
+    /// the directory is not writable, the file is rewritten in place (as Fluentd always does).
+    fn replace_with(&mut self, body: &[u8]) -> std::io::Result<()> {
+        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(format!(".compact{}", std::process::id()));
+        let tmp = self.path.with_file_name(tmp_name);
+        let replaced = (|| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            if let Ok(meta) = self.file.metadata() {
+                let _ = f.set_permissions(meta.permissions());
+            }
+            std::io::Write::write_all(&mut f, body)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.path)
+        })();
+        match replaced {
+            Ok(file) => {
+                self.file = file;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::debug!("pos_file {}: rewriting in place ({e})", self.path.display());
+                self.file.set_len(0)?;
+                self.file.write_all_at(body, 0)
+            }
+        }
     }
 
     /// The position and inode recorded for `key`.
@@ -1594,6 +1631,7 @@ fn set_path_key(record: &mut Record, key: &[u8], path: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn pos_file_format_and_compaction() {
@@ -1615,7 +1653,15 @@ mod tests {
             "/a.log\t0000000000000030\t0000000000000042\n/c.log\t0000000000000005\t0000000000000007\n"
         );
         pf.update("/a.log", "/a.log", UNWATCHED, 0x42).unwrap();
+        let before = std::fs::metadata(&p).unwrap().ino();
         pf.compact().unwrap();
+        // Replaced by rename (never truncated in place), and nothing left beside it.
+        assert_ne!(std::fs::metadata(&p).unwrap().ino(), before);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("x.pos")]);
         pf.update("/c.log", "/c.log", 6, 7).unwrap();
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
