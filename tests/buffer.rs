@@ -360,3 +360,45 @@ fn msgpack_chunks_written_by_fluentd_decode() {
     );
     assert_eq!(entries[1].1.get("b"), Some(&Value::str("x")));
 }
+
+#[test]
+fn a_file_chunk_whose_write_fails_is_retried_and_then_delivered() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let buf = dir.join("buf");
+    // The chunk's output directory (`out/${tag}`) cannot be created while a plain file has
+    // its name.
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    std::fs::write(dir.join("out/t"), "in the way").unwrap();
+    put_chunk(
+        &buf,
+        'q',
+        [0x44; 16],
+        "r-1\nr-2\nr-3\n",
+        Some(fluentd_meta(&[0x44; 16], Some("t"), 3, true)),
+    );
+    let conf = dir.join("fluent.conf");
+    std::fs::write(
+        &conf,
+        "<match t>\n  @type file\n  path ./out/${tag}/o\n  append true\n  <buffer tag,time>\n    @type file\n    path ./buf\n    timekey 1d\n    flush_mode interval\n    flush_interval 1s\n    retry_wait 0.2s\n    retry_randomize false\n  </buffer>\n</match>\n",
+    )
+    .unwrap();
+    let child = start(&conf, dir);
+    wait_for("a failed write", || {
+        stderr_text(dir).contains("failed to flush the buffer")
+    });
+    assert_eq!(chunk_files(&buf, "q"), 1, "the chunk stays queued");
+    std::fs::remove_file(dir.join("out/t")).unwrap();
+    wait_for("the chunk in the output", || {
+        lines_under(&dir.join("out/t")) == ["r-1", "r-2", "r-3"]
+    });
+    wait_for("the chunk file to be purged", || {
+        chunk_files(&buf, "q") == 0
+    });
+    stop(child);
+    assert!(
+        stderr_text(dir).contains("retry succeeded"),
+        "{}",
+        stderr_text(dir)
+    );
+}

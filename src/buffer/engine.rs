@@ -396,6 +396,28 @@ impl Inner {
             let st = self.state.lock();
             st.retry.as_ref().is_some_and(|r| r.secondary(now)) && self.secondary.is_some()
         };
+        // A file chunk goes to an output that can read it as a stream without being loaded.
+        let mut unrecoverable = None;
+        if !using_secondary && !self.s.compress_gzip {
+            if let Some(Ok(mut file)) = e.store.path().map(std::fs::File::open) {
+                let chunk = Chunk {
+                    unique_id: e.id,
+                    metadata: e.metadata.clone(),
+                    records: e.records,
+                    created: e.created,
+                    data: Vec::new(),
+                };
+                match self.output.write_streamed(&chunk, &mut file) {
+                    None => {}
+                    Some(Ok(())) => return self.commit(e, false),
+                    Some(Err(WriteError::Retriable(msg))) => {
+                        return self.retry_later(e, false, &msg)
+                    }
+                    // Handled below with the loaded bytes, for <secondary> or the backup.
+                    Some(Err(WriteError::Unrecoverable(msg))) => unrecoverable = Some(msg),
+                }
+            }
+        }
         let stored = match e.store.load() {
             Ok(d) => d,
             Err(err) => {
@@ -433,7 +455,11 @@ impl Inner {
             (Some(s), true) => s.as_ref(),
             _ => self.output.as_ref(),
         };
-        match out.write(&chunk) {
+        let written = match unrecoverable {
+            Some(msg) => Err(WriteError::Unrecoverable(msg)),
+            None => out.write(&chunk),
+        };
+        match written {
             Ok(()) => {
                 self.commit(e, using_secondary);
                 self.store.recycle(chunk.data);
@@ -473,16 +499,21 @@ impl Inner {
                 }
             }
             Err(WriteError::Retriable(msg)) => {
-                let id = e.id;
                 e.store.unload(compressed.unwrap_or(chunk.data));
-                let mut st = self.state.lock();
-                st.inflight -= 1;
-                st.queue.push_front(e);
-                self.update_retry(&mut st, &id, using_secondary, &msg);
-                drop(st);
-                self.work.notify_all();
+                self.retry_later(e, using_secondary, &msg);
             }
         }
+    }
+
+    /// Puts a chunk whose write failed back at the head of the queue, per the retry policy.
+    fn retry_later(&self, e: Entry, using_secondary: bool, msg: &str) {
+        let id = e.id;
+        let mut st = self.state.lock();
+        st.inflight -= 1;
+        st.queue.push_front(e);
+        self.update_retry(&mut st, &id, using_secondary, msg);
+        drop(st);
+        self.work.notify_all();
     }
 
     fn commit(&self, mut e: Entry, secondary: bool) {

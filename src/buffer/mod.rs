@@ -116,6 +116,17 @@ pub trait BufferedOutput: Send + Sync + 'static {
     /// Delivers one chunk. Returning `Ok` commits it (the chunk is purged).
     fn write(&self, chunk: &Chunk) -> Result<(), WriteError>;
 
+    /// Delivers one chunk of a file buffer read from `data` (`chunk.data` is empty), as
+    /// Fluentd's `chunk.write_to(io)`: a chunk of hundreds of megabytes is never in memory at
+    /// once. `None`: not supported, the engine loads the chunk and calls `write`.
+    fn write_streamed(
+        &self,
+        _chunk: &Chunk,
+        _data: &mut dyn std::io::Read,
+    ) -> Option<Result<(), WriteError>> {
+        None
+    }
+
     /// Called once before inputs start.
     fn start(&self) -> anyhow::Result<()> {
         Ok(())

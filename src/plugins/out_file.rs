@@ -167,7 +167,7 @@ fn relative_path(from_dir: &Path, to: &Path) -> PathBuf {
 }
 
 impl FileOutput {
-    fn write_to(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    fn write_to(&self, path: &Path, data: &mut dyn std::io::Read) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -175,13 +175,33 @@ impl FileOutput {
             .mode(0o644)
             .open(path)?;
         if self.gzip {
+            // One gzip member written at once: a failed attempt leaves no half member behind
+            // for the retry to append to.
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), Default::default());
-            gz.write_all(data)?;
+            std::io::copy(data, &mut gz)?;
             f.write_all(&gz.finish()?)?;
         } else {
-            f.write_all(data)?;
+            std::io::copy(data, &mut f)?;
         }
         Ok(())
+    }
+
+    /// Appends the chunk's bytes, read from `data`, to the file its metadata names.
+    fn write_from(&self, chunk: &Chunk, data: &mut dyn std::io::Read) -> Result<(), WriteError> {
+        let expanded =
+            self.placeholders
+                .expand(&self.template, &chunk.metadata, &chunk.unique_id_hex());
+        let _g = self.lock.lock();
+        let path = self.target(&expanded);
+        let res = (|| {
+            if let Some(d) = path.parent() {
+                if !d.as_os_str().is_empty() {
+                    std::fs::create_dir_all(d)?;
+                }
+            }
+            self.write_to(&path, data)
+        })();
+        res.map_err(|e| WriteError::Retriable(format!("{e} @ {}", path.display())))
     }
 
     /// The file a chunk goes to, with its `_N` index chosen.
@@ -255,20 +275,15 @@ impl BufferedOutput for FileOutput {
     }
 
     fn write(&self, chunk: &Chunk) -> Result<(), WriteError> {
-        let expanded =
-            self.placeholders
-                .expand(&self.template, &chunk.metadata, &chunk.unique_id_hex());
-        let _g = self.lock.lock();
-        let path = self.target(&expanded);
-        let res = (|| {
-            if let Some(d) = path.parent() {
-                if !d.as_os_str().is_empty() {
-                    std::fs::create_dir_all(d)?;
-                }
-            }
-            self.write_to(&path, &chunk.data)
-        })();
-        res.map_err(|e| WriteError::Retriable(format!("{e} @ {}", path.display())))
+        self.write_from(chunk, &mut chunk.data.as_slice())
+    }
+
+    fn write_streamed(
+        &self,
+        chunk: &Chunk,
+        data: &mut dyn std::io::Read,
+    ) -> Option<Result<(), WriteError>> {
+        Some(self.write_from(chunk, data))
     }
 
     fn chunk_created(&self, metadata: &Metadata, path: Option<&Path>) {
