@@ -412,80 +412,223 @@ pub mod msgpack {
         Shape(&'static str),
     }
 
-    /// A cursor over msgpack bytes that decodes into `Value`s; never panics on hostile input.
-    pub struct Reader<'a> {
-        pub buf: &'a [u8],
-        pub pos: usize,
+    /// The decoder's error: small and `Copy`, so that `Result<Value, DErr>` is no larger than
+    /// a `Value` and decoding moves less.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    pub enum DErr {
+        #[error("unexpected end of msgpack data")]
+        Eof,
+        #[error("invalid msgpack marker 0x{0:02x}")]
+        Marker(u8),
+        #[error("msgpack nesting too deep")]
+        TooDeep,
     }
 
-    const MAX_DEPTH: usize = 128;
+    /// Nesting beyond this is refused (the decoder recurses per level).
+    pub const MAX_DEPTH: usize = 128;
 
-    impl<'a> Reader<'a> {
+    /// Decodes msgpack bytes into `Value`s. Maps keep their first key position with the last value
+    /// for duplicate keys (Ruby Hash semantics); non-string keys become their Ruby `to_s`.
+    pub struct Decoder<'a> {
+        pub(crate) buf: &'a [u8],
+        pub(crate) pos: usize,
+        max_depth: usize,
+    }
+
+    impl<'a> Decoder<'a> {
         pub fn new(buf: &'a [u8]) -> Self {
-            Reader { buf, pos: 0 }
+            Self::with_max_depth(buf, MAX_DEPTH)
+        }
+
+        pub fn with_max_depth(buf: &'a [u8], max_depth: usize) -> Self {
+            Decoder {
+                buf,
+                pos: 0,
+                max_depth,
+            }
+        }
+
+        pub fn position(&self) -> usize {
+            self.pos
         }
 
         pub fn at_end(&self) -> bool {
             self.pos >= self.buf.len()
         }
 
-        fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-            let end = self.pos.checked_add(n).ok_or(DecodeError::Eof)?;
-            if end > self.buf.len() {
-                return Err(DecodeError::Eof);
-            }
-            let s = &self.buf[self.pos..end];
+        #[inline]
+        pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DErr> {
+            let end = self.pos.checked_add(n).ok_or(DErr::Eof)?;
+            let s = self.buf.get(self.pos..end).ok_or(DErr::Eof)?;
             self.pos = end;
             Ok(s)
         }
 
-        fn u8(&mut self) -> Result<u8, DecodeError> {
-            Ok(self.take(1)?[0])
+        #[inline]
+        pub(crate) fn byte(&mut self) -> Result<u8, DErr> {
+            let b = *self.buf.get(self.pos).ok_or(DErr::Eof)?;
+            self.pos += 1;
+            Ok(b)
         }
-        fn be(&mut self, n: usize) -> Result<u64, DecodeError> {
+
+        #[inline]
+        pub(crate) fn be(&mut self, n: usize) -> Result<u64, DErr> {
             Ok(self
                 .take(n)?
                 .iter()
                 .fold(0u64, |acc, b| (acc << 8) | *b as u64))
         }
 
-        pub fn read_value(&mut self) -> Result<Value, DecodeError> {
-            self.read_value_depth(0)
+        pub(crate) fn left(&self) -> usize {
+            self.buf.len().saturating_sub(self.pos)
         }
 
-        fn read_len_items(&mut self, n: usize, depth: usize) -> Result<Vec<Value>, DecodeError> {
-            // Guard allocation against a hostile length: each item needs at least one byte.
-            let mut v = Vec::with_capacity(n.min(self.buf.len() - self.pos.min(self.buf.len())));
+        pub fn read_value(&mut self) -> Result<Value, DErr> {
+            self.value(0)
+        }
+
+        /// The bytes of a str or bin without copying, if the next object is one.
+        pub fn read_raw_str(&mut self) -> Result<Option<&'a [u8]>, DErr> {
+            let Some(&m) = self.buf.get(self.pos) else {
+                return Err(DErr::Eof);
+            };
+            let n = match m {
+                0xa0..=0xbf => {
+                    self.pos += 1;
+                    (m & 0x1f) as usize
+                }
+                0xc4..=0xc6 => {
+                    self.pos += 1;
+                    self.be(1 << (m - 0xc4))? as usize
+                }
+                0xd9..=0xdb => {
+                    self.pos += 1;
+                    self.be(1 << (m - 0xd9))? as usize
+                }
+                _ => return Ok(None),
+            };
+            self.take(n).map(Some)
+        }
+
+        /// Reads an array header if the next object is an array.
+        pub fn read_array_len(&mut self) -> Result<Option<usize>, DErr> {
+            let Some(&m) = self.buf.get(self.pos) else {
+                return Err(DErr::Eof);
+            };
+            let n = match m {
+                0x90..=0x9f => {
+                    self.pos += 1;
+                    (m & 0x0f) as usize
+                }
+                0xdc => {
+                    self.pos += 1;
+                    self.be(2)? as usize
+                }
+                0xdd => {
+                    self.pos += 1;
+                    self.be(4)? as usize
+                }
+                _ => return Ok(None),
+            };
+            Ok(Some(n))
+        }
+
+        fn items(&mut self, n: usize, depth: usize) -> Result<Vec<Value>, DErr> {
+            // Each item takes at least a byte: a hostile length cannot over-allocate.
+            let mut v = Vec::with_capacity(n.min(self.left()));
             for _ in 0..n {
-                v.push(self.read_value_depth(depth + 1)?);
+                v.push(self.value(depth + 1)?);
             }
             Ok(v)
         }
 
-        fn read_map(&mut self, n: usize, depth: usize) -> Result<Record, DecodeError> {
-            let mut r = Record::with_capacity(n.min(64));
-            for _ in 0..n {
-                let k = match self.read_value_depth(depth + 1)? {
-                    Value::Str(s) | Value::Bin(s) => s,
-                    other => other.to_ruby_s(),
-                };
-                let v = self.read_value_depth(depth + 1)?;
-                r.insert(k, v);
+        fn key(&mut self, depth: usize) -> Result<Vec<u8>, DErr> {
+            if let Some(&m) = self.buf.get(self.pos) {
+                if (0xa0..=0xbf).contains(&m) {
+                    self.pos += 1;
+                    return Ok(self.take((m & 0x1f) as usize)?.to_vec());
+                }
+            }
+            Ok(match self.value(depth + 1)? {
+                Value::Str(s) | Value::Bin(s) => s,
+                other => other.to_ruby_s(),
+            })
+        }
+
+        pub(crate) fn map(&mut self, n: usize, depth: usize) -> Result<Record, DErr> {
+            let mut r = Record::with_capacity(n.min(self.left() / 2));
+            // A 64-bit sketch of the keys seen: only a key whose sketch bit is already set needs the
+            // linear duplicate check, so typical records decode in one pass.
+            let mut seen = 0u64;
+            for i in 0..n {
+                if r.len() >= 32 {
+                    // Larger maps: finish with a hash index instead of linear checks.
+                    return self.map_large(r, i, n, depth);
+                }
+                let k = self.key(depth)?;
+                let v = self.value(depth + 1)?;
+                let h = (k
+                    .len()
+                    .wrapping_mul(31)
+                    .wrapping_add(k.first().copied().unwrap_or(0) as usize)
+                    .wrapping_add((k.last().copied().unwrap_or(0) as usize).wrapping_mul(7)))
+                    & 63;
+                let bit = 1u64 << h;
+                if seen & bit != 0 && r.contains_key(&k) {
+                    r.insert(k, v);
+                } else {
+                    seen |= bit;
+                    r.push_unchecked(k, v);
+                }
             }
             Ok(r)
         }
 
-        fn read_value_depth(&mut self, depth: usize) -> Result<Value, DecodeError> {
-            if depth > MAX_DEPTH {
-                return Err(DecodeError::TooDeep);
+        fn map_large(
+            &mut self,
+            r: Record,
+            read: usize,
+            n: usize,
+            depth: usize,
+        ) -> Result<Record, DErr> {
+            use std::collections::HashMap;
+            let mut fields = r.into_fields();
+            let mut index: HashMap<Vec<u8>, usize> = HashMap::with_capacity(fields.len());
+            for (i, (k, _)) in fields.iter().enumerate() {
+                index.insert(k.clone(), i);
             }
-            let m = self.u8()?;
+            let mut read = read;
+            while read < n {
+                let k = self.key(depth)?;
+                let v = self.value(depth + 1)?;
+                match index.get(&k) {
+                    Some(&i) => fields[i].1 = v,
+                    None => {
+                        index.insert(k.clone(), fields.len());
+                        fields.push((k, v));
+                    }
+                }
+                read += 1;
+            }
+            let mut out = Record::with_capacity(fields.len());
+            for (k, v) in fields {
+                out.push_unchecked(k, v);
+            }
+            Ok(out)
+        }
+
+        pub(crate) fn value(&mut self, depth: usize) -> Result<Value, DErr> {
+            if depth > self.max_depth {
+                return Err(DErr::TooDeep);
+            }
+            let m = self.byte()?;
             Ok(match m {
                 0x00..=0x7f => Value::Int(m as i64),
-                0x80..=0x8f => Value::Map(self.read_map((m & 0x0f) as usize, depth)?),
-                0x90..=0x9f => Value::Array(self.read_len_items((m & 0x0f) as usize, depth)?),
+                0x80..=0x8f => Value::Map(self.map((m & 0x0f) as usize, depth)?),
+                0x90..=0x9f => Value::Array(self.items((m & 0x0f) as usize, depth)?),
                 0xa0..=0xbf => Value::Str(self.take((m & 0x1f) as usize)?.to_vec()),
                 0xc0 => Value::Nil,
+                0xc1 => return Err(DErr::Marker(m)),
                 0xc2 => Value::Bool(false),
                 0xc3 => Value::Bool(true),
                 0xc4..=0xc6 => {
@@ -494,7 +637,7 @@ pub mod msgpack {
                 }
                 0xc7..=0xc9 => {
                     let n = self.be(1 << (m - 0xc7))? as usize;
-                    let t = self.u8()? as i8;
+                    let t = self.byte()? as i8;
                     Value::Ext(t, self.take(n)?.to_vec())
                 }
                 0xca => Value::Float(f32::from_bits(self.be(4)? as u32) as f64),
@@ -513,7 +656,7 @@ pub mod msgpack {
                 0xd3 => Value::Int(self.be(8)? as i64),
                 0xd4..=0xd8 => {
                     let n = 1usize << (m - 0xd4);
-                    let t = self.u8()? as i8;
+                    let t = self.byte()? as i8;
                     Value::Ext(t, self.take(n)?.to_vec())
                 }
                 0xd9..=0xdb => {
@@ -522,15 +665,24 @@ pub mod msgpack {
                 }
                 0xdc | 0xdd => {
                     let n = self.be(2 << (m - 0xdc))? as usize;
-                    Value::Array(self.read_len_items(n, depth)?)
+                    Value::Array(self.items(n, depth)?)
                 }
                 0xde | 0xdf => {
                     let n = self.be(2 << (m - 0xde))? as usize;
-                    Value::Map(self.read_map(n, depth)?)
+                    Value::Map(self.map(n, depth)?)
                 }
                 0xe0..=0xff => Value::Int(m as i8 as i64),
-                other => return Err(DecodeError::Marker(other)),
             })
+        }
+    }
+
+    impl From<DErr> for DecodeError {
+        fn from(e: DErr) -> Self {
+            match e {
+                DErr::Eof => DecodeError::Eof,
+                DErr::Marker(m) => DecodeError::Marker(m),
+                DErr::TooDeep => DecodeError::TooDeep,
+            }
         }
     }
 
@@ -548,7 +700,7 @@ pub mod msgpack {
     /// Decodes a concatenated stream of `[time, record]` entries (a PackedForward payload or a
     /// buffer chunk).
     pub fn read_entries(buf: &[u8]) -> Result<Vec<(EventTime, Record)>, DecodeError> {
-        let mut r = Reader::new(buf);
+        let mut r = Decoder::new(buf);
         let mut out = Vec::new();
         while !r.at_end() {
             match r.read_value()? {
@@ -592,7 +744,7 @@ mod tests {
         let mut buf = Vec::new();
         msgpack::write_time(&mut buf, t);
         assert_eq!(&buf[..2], &[0xd7, 0x00]);
-        let v = msgpack::Reader::new(&buf).read_value().unwrap();
+        let v = msgpack::Decoder::new(&buf).read_value().unwrap();
         assert_eq!(msgpack::value_to_time(&v), Some(t));
     }
 
@@ -614,12 +766,12 @@ mod tests {
 
     #[test]
     fn msgpack_reader_rejects_truncated_and_hostile_input() {
-        assert!(msgpack::Reader::new(&[0xdd, 0xff, 0xff, 0xff, 0xff])
+        assert!(msgpack::Decoder::new(&[0xdd, 0xff, 0xff, 0xff, 0xff])
             .read_value()
             .is_err());
         assert!(msgpack::read_entries(&[0x92, 0xd7]).is_err());
         let deep = vec![0x91u8; 10_000];
-        assert!(msgpack::Reader::new(&deep).read_value().is_err());
+        assert!(msgpack::Decoder::new(&deep).read_value().is_err());
     }
 
     #[test]

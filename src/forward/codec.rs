@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::io::Read;
 
+use crate::event::msgpack::{DErr, Decoder};
 use crate::event::{EventStream, EventTime, Record, Value};
 
 /// Why a stream or message cannot be decoded. The connection that sent it is closed.
@@ -160,15 +161,6 @@ pub fn scan_msgpack(buf: &[u8], state: &mut ScanState) -> Result<Option<usize>, 
     Ok(if remaining == 0 { Some(pos) } else { None })
 }
 
-/// The decoder's own error: small and `Copy`, so that `Result<Value, DErr>` is no larger than
-/// a `Value` and decoding moves less.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DErr {
-    Eof,
-    Marker(u8),
-    TooDeep,
-}
-
 impl From<DErr> for ProtocolError {
     fn from(e: DErr) -> Self {
         match e {
@@ -179,248 +171,8 @@ impl From<DErr> for ProtocolError {
     }
 }
 
-/// Nesting beyond this is refused (the decoder recurses per level).
+/// in_forward refuses messages nested deeper than this.
 pub const MAX_DEPTH: usize = 100;
-
-/// Decodes msgpack bytes into `Value`s. Maps keep their first key position with the last value
-/// for duplicate keys (Ruby Hash semantics); non-string keys become their Ruby `to_s`.
-pub struct Decoder<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Decoder<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
-        Decoder { buf, pos: 0 }
-    }
-
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-
-    pub fn at_end(&self) -> bool {
-        self.pos >= self.buf.len()
-    }
-
-    #[inline]
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DErr> {
-        let end = self.pos.checked_add(n).ok_or(DErr::Eof)?;
-        let s = self.buf.get(self.pos..end).ok_or(DErr::Eof)?;
-        self.pos = end;
-        Ok(s)
-    }
-
-    #[inline]
-    fn byte(&mut self) -> Result<u8, DErr> {
-        let b = *self.buf.get(self.pos).ok_or(DErr::Eof)?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    #[inline]
-    fn be(&mut self, n: usize) -> Result<u64, DErr> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | *b as u64))
-    }
-
-    fn left(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
-    }
-
-    pub fn read_value(&mut self) -> Result<Value, DErr> {
-        self.value(0)
-    }
-
-    /// The bytes of a str or bin without copying, if the next object is one.
-    pub fn read_raw_str(&mut self) -> Result<Option<&'a [u8]>, DErr> {
-        let Some(&m) = self.buf.get(self.pos) else {
-            return Err(DErr::Eof);
-        };
-        let n = match m {
-            0xa0..=0xbf => {
-                self.pos += 1;
-                (m & 0x1f) as usize
-            }
-            0xc4..=0xc6 => {
-                self.pos += 1;
-                self.be(1 << (m - 0xc4))? as usize
-            }
-            0xd9..=0xdb => {
-                self.pos += 1;
-                self.be(1 << (m - 0xd9))? as usize
-            }
-            _ => return Ok(None),
-        };
-        self.take(n).map(Some)
-    }
-
-    /// Reads an array header if the next object is an array.
-    pub fn read_array_len(&mut self) -> Result<Option<usize>, DErr> {
-        let Some(&m) = self.buf.get(self.pos) else {
-            return Err(DErr::Eof);
-        };
-        let n = match m {
-            0x90..=0x9f => {
-                self.pos += 1;
-                (m & 0x0f) as usize
-            }
-            0xdc => {
-                self.pos += 1;
-                self.be(2)? as usize
-            }
-            0xdd => {
-                self.pos += 1;
-                self.be(4)? as usize
-            }
-            _ => return Ok(None),
-        };
-        Ok(Some(n))
-    }
-
-    fn items(&mut self, n: usize, depth: usize) -> Result<Vec<Value>, DErr> {
-        // Each item takes at least a byte: a hostile length cannot over-allocate.
-        let mut v = Vec::with_capacity(n.min(self.left()));
-        for _ in 0..n {
-            v.push(self.value(depth + 1)?);
-        }
-        Ok(v)
-    }
-
-    fn key(&mut self, depth: usize) -> Result<Vec<u8>, DErr> {
-        if let Some(&m) = self.buf.get(self.pos) {
-            if (0xa0..=0xbf).contains(&m) {
-                self.pos += 1;
-                return Ok(self.take((m & 0x1f) as usize)?.to_vec());
-            }
-        }
-        Ok(match self.value(depth + 1)? {
-            Value::Str(s) | Value::Bin(s) => s,
-            other => other.to_ruby_s(),
-        })
-    }
-
-    fn map(&mut self, n: usize, depth: usize) -> Result<Record, DErr> {
-        let mut r = Record::with_capacity(n.min(self.left() / 2));
-        // A 64-bit sketch of the keys seen: only a key whose sketch bit is already set needs the
-        // linear duplicate check, so typical records decode in one pass.
-        let mut seen = 0u64;
-        for i in 0..n {
-            if r.len() >= 32 {
-                // Larger maps: finish with a hash index instead of linear checks.
-                return self.map_large(r, i, n, depth);
-            }
-            let k = self.key(depth)?;
-            let v = self.value(depth + 1)?;
-            let h = (k
-                .len()
-                .wrapping_mul(31)
-                .wrapping_add(k.first().copied().unwrap_or(0) as usize)
-                .wrapping_add((k.last().copied().unwrap_or(0) as usize).wrapping_mul(7)))
-                & 63;
-            let bit = 1u64 << h;
-            if seen & bit != 0 && r.contains_key(&k) {
-                r.insert(k, v);
-            } else {
-                seen |= bit;
-                r.push_unchecked(k, v);
-            }
-        }
-        Ok(r)
-    }
-
-    fn map_large(
-        &mut self,
-        r: Record,
-        read: usize,
-        n: usize,
-        depth: usize,
-    ) -> Result<Record, DErr> {
-        use std::collections::HashMap;
-        let mut fields = r.into_fields();
-        let mut index: HashMap<Vec<u8>, usize> = HashMap::with_capacity(fields.len());
-        for (i, (k, _)) in fields.iter().enumerate() {
-            index.insert(k.clone(), i);
-        }
-        let mut read = read;
-        while read < n {
-            let k = self.key(depth)?;
-            let v = self.value(depth + 1)?;
-            match index.get(&k) {
-                Some(&i) => fields[i].1 = v,
-                None => {
-                    index.insert(k.clone(), fields.len());
-                    fields.push((k, v));
-                }
-            }
-            read += 1;
-        }
-        let mut out = Record::with_capacity(fields.len());
-        for (k, v) in fields {
-            out.push_unchecked(k, v);
-        }
-        Ok(out)
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Value, DErr> {
-        if depth > MAX_DEPTH {
-            return Err(DErr::TooDeep);
-        }
-        let m = self.byte()?;
-        Ok(match m {
-            0x00..=0x7f => Value::Int(m as i64),
-            0x80..=0x8f => Value::Map(self.map((m & 0x0f) as usize, depth)?),
-            0x90..=0x9f => Value::Array(self.items((m & 0x0f) as usize, depth)?),
-            0xa0..=0xbf => Value::Str(self.take((m & 0x1f) as usize)?.to_vec()),
-            0xc0 => Value::Nil,
-            0xc1 => return Err(DErr::Marker(m)),
-            0xc2 => Value::Bool(false),
-            0xc3 => Value::Bool(true),
-            0xc4..=0xc6 => {
-                let n = self.be(1 << (m - 0xc4))? as usize;
-                Value::Bin(self.take(n)?.to_vec())
-            }
-            0xc7..=0xc9 => {
-                let n = self.be(1 << (m - 0xc7))? as usize;
-                let t = self.byte()? as i8;
-                Value::Ext(t, self.take(n)?.to_vec())
-            }
-            0xca => Value::Float(f32::from_bits(self.be(4)? as u32) as f64),
-            0xcb => Value::Float(f64::from_bits(self.be(8)?)),
-            0xcc..=0xcf => {
-                let u = self.be(1 << (m - 0xcc))?;
-                if u > i64::MAX as u64 {
-                    Value::UInt(u)
-                } else {
-                    Value::Int(u as i64)
-                }
-            }
-            0xd0 => Value::Int(self.be(1)? as u8 as i8 as i64),
-            0xd1 => Value::Int(self.be(2)? as u16 as i16 as i64),
-            0xd2 => Value::Int(self.be(4)? as u32 as i32 as i64),
-            0xd3 => Value::Int(self.be(8)? as i64),
-            0xd4..=0xd8 => {
-                let n = 1usize << (m - 0xd4);
-                let t = self.byte()? as i8;
-                Value::Ext(t, self.take(n)?.to_vec())
-            }
-            0xd9..=0xdb => {
-                let n = self.be(1 << (m - 0xd9))? as usize;
-                Value::Str(self.take(n)?.to_vec())
-            }
-            0xdc | 0xdd => {
-                let n = self.be(2 << (m - 0xdc))? as usize;
-                Value::Array(self.items(n, depth)?)
-            }
-            0xde | 0xdf => {
-                let n = self.be(2 << (m - 0xde))? as usize;
-                Value::Map(self.map(n, depth)?)
-            }
-            0xe0..=0xff => Value::Int(m as i8 as i64),
-        })
-    }
-}
 
 impl Decoder<'_> {
     /// Decodes one `[time, record]` entry into `out`, without intermediate values for the usual
@@ -492,7 +244,7 @@ impl Decoder<'_> {
 
 /// Decodes one complete msgpack object.
 pub fn decode_value(buf: &[u8]) -> Result<Value, ProtocolError> {
-    Ok(Decoder::new(buf).read_value()?)
+    Ok(Decoder::with_max_depth(buf, MAX_DEPTH).read_value()?)
 }
 
 /// Parses the next complete JSON value from `buf`, returning it and the bytes it used, or `None`
@@ -542,7 +294,7 @@ pub enum Body<'a> {
 impl<'a> RawMessage<'a> {
     /// Splits a msgpack message; a PackedForward payload is borrowed, not copied.
     pub fn from_msgpack(buf: &'a [u8]) -> Result<RawMessage<'a>, ProtocolError> {
-        let mut d = Decoder::new(buf);
+        let mut d = Decoder::with_max_depth(buf, MAX_DEPTH);
         let Some(n) = d.read_array_len()? else {
             return Ok(RawMessage::NotArray(d.read_value()?));
         };
@@ -810,7 +562,7 @@ pub fn decode_message(
                 _ => 0,
             };
             out.events = EventStream::with_capacity(size_hint.min(data.len() / 2 + 1));
-            let mut d = Decoder::new(&data);
+            let mut d = Decoder::with_max_depth(&data, MAX_DEPTH);
             while !d.at_end() {
                 d.entry(&mut out, now, tag_ok)?;
             }
@@ -822,7 +574,7 @@ pub fn decode_message(
             trailing,
         } => {
             out.events = EventStream::with_capacity(count.min(data.len()));
-            let mut d = Decoder::new(data);
+            let mut d = Decoder::with_max_depth(data, MAX_DEPTH);
             for _ in 0..count {
                 d.entry(&mut out, now, tag_ok)?;
             }

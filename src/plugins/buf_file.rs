@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use crate::buffer::config::BufferConf;
 use crate::buffer::store::{hex_id, now_f64, Backup, ChunkStore, Resumed, StoredChunk};
 use crate::buffer::Metadata;
-use crate::event::msgpack::{write_str, Reader};
+use crate::event::msgpack::{write_str, Decoder};
 use crate::event::{Record, Value};
 
 pub const DEFAULT_CHUNK_LIMIT_SIZE: u64 = 256 * 1024 * 1024;
@@ -239,7 +239,7 @@ pub fn decode_meta(bin: &[u8]) -> Result<ChunkMeta, String> {
     } else {
         bin
     };
-    let rec: Record = match Reader::new(map_bytes).read_value() {
+    let rec: Record = match Decoder::new(map_bytes).read_value() {
         Ok(Value::Map(m)) => m,
         _ => return Err("invalid meta data".to_string()),
     };

@@ -4,7 +4,7 @@
 use super::parser::{not_matched, Defaults, ParserCommon};
 use super::{Parser, ParserError, PluginContext};
 use crate::config_parser::{ConfigError, Element};
-use crate::event::msgpack::Reader;
+use crate::event::msgpack::Decoder;
 use crate::event::{EventTime, Record, Value};
 
 crate::parser_config! {
@@ -27,7 +27,7 @@ impl Parser for MsgpackParser {
         text: &[u8],
         emit: &mut dyn FnMut(Option<EventTime>, Record),
     ) -> Result<(), ParserError> {
-        let mut reader = Reader::new(text);
+        let mut reader = Decoder::new(text);
         let mut unmatched = false;
         while !reader.at_end() {
             let v = reader
