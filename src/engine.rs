@@ -14,12 +14,24 @@ use crate::router::{
     Emitter, ErrorSink, LabelTable, MatchPattern, Router, Rule, RuleAction, Shutdown,
 };
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct EngineOptions {
     /// `--strict-config-value`.
     pub strict: bool,
     /// `--without-source`.
     pub without_source: bool,
+    /// `ferrentd test`: stand-ins for outputs that would leave the process.
+    pub output_capture: Option<plugins::OutputCapture>,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("strict", &self.strict)
+            .field("without_source", &self.without_source)
+            .field("output_capture", &self.output_capture.is_some())
+            .finish()
+    }
 }
 
 /// The `<system>` section (spec §5.13); parameters ferrentd does not act on are accepted.
@@ -111,6 +123,7 @@ pub struct Engine {
     inputs: Vec<(String, Box<dyn Input>, Emitter)>,
     outputs: Vec<Arc<dyn Output>>,
     errors: ErrorSink,
+    labels: LabelTable,
 }
 
 /// A running event graph.
@@ -194,6 +207,7 @@ impl Engine {
             labels: table.clone(),
             root_dir: system.root_dir.as_ref().map(std::path::PathBuf::from),
             variable_store: Default::default(),
+            output_capture: opts.output_capture.clone(),
         };
         let resolve = |e: &Element, default: &Emitter| -> Result<Emitter, ConfigError> {
             match label_name(e) {
@@ -276,7 +290,18 @@ impl Engine {
             inputs,
             outputs,
             errors,
+            labels: table,
         })
+    }
+
+    /// The router of `label` (`@ROOT` for the top level), to emit into it directly.
+    pub fn emitter(&self, label: &str) -> Option<Emitter> {
+        self.labels.get(label)
+    }
+
+    /// Error events reported so far.
+    pub fn error_events(&self) -> &ErrorSink {
+        &self.errors
     }
 
     /// Starts outputs, then inputs on their own threads.

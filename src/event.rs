@@ -4,6 +4,19 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Nanoseconds since the epoch that [`EventTime::now`] returns instead of the clock (0: none).
+/// `ferrentd test` sets it so that results do not depend on when a test runs.
+static FIXED_CLOCK_NS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Fixes the clock that [`EventTime::now`] reads (for the whole process).
+pub fn set_fixed_clock(t: EventTime) {
+    let ns = t
+        .sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(t.nsec));
+    FIXED_CLOCK_NS.store(ns.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Seconds + nanoseconds since the Unix epoch, as Fluentd's `Fluent::EventTime`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventTime {
@@ -16,7 +29,15 @@ impl EventTime {
         EventTime { sec, nsec }
     }
 
+    /// The current time, or the fixed clock of `ferrentd test` when one is set.
     pub fn now() -> Self {
+        let fixed = FIXED_CLOCK_NS.load(std::sync::atomic::Ordering::Relaxed);
+        if fixed != 0 {
+            return EventTime::new(
+                fixed.div_euclid(1_000_000_000),
+                fixed.rem_euclid(1_000_000_000) as u32,
+            );
+        }
         match SystemTime::now().duration_since(UNIX_EPOCH) {
             Ok(d) => EventTime::new(d.as_secs() as i64, d.subsec_nanos()),
             Err(_) => EventTime::default(),

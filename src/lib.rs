@@ -7,6 +7,7 @@ pub mod event;
 pub mod forward;
 pub mod json;
 pub mod logging;
+pub mod migrate;
 pub mod plugins;
 pub mod record_accessor;
 pub mod router;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand};
 
 use ferrentd::config_parser::{self, ConfigError, Element, ParseOptions};
 use ferrentd::engine::{self, Engine, EngineOptions};
@@ -13,9 +13,12 @@ use ferrentd::logging::{self, LogLevel, LogTarget};
 #[command(
     name = "ferrentd",
     version,
-    about = "A Fluentd-compatible log processor"
+    about = "A Fluentd-compatible log processor",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Config file (default: $FLUENT_CONF, else /etc/fluent/fluent.conf).
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
@@ -72,6 +75,88 @@ struct Cli {
     umask: Option<String>,
 }
 
+/// Migration tools; without one, ferrentd runs a config as `fluentd` does.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a config's event graph on fed inputs with a fixed clock and check what each output
+    /// receives (no source is read, no sink contacted). See docs/testing.md.
+    Test {
+        #[arg(short = 'c', long = "config", default_value = "fluent.conf")]
+        config: PathBuf,
+        /// Test file (default: CONFIG's name with .test.toml, beside it).
+        #[arg(long = "tests")]
+        tests: Option<PathBuf>,
+        /// Records for a tag: TAG=FILE (JSON lines, or msgpack [time, record] for .msgpack).
+        #[arg(long = "input")]
+        input: Vec<String>,
+        /// Raw lines through a source's <parse>: ID=FILE, ID being the source's @id.
+        #[arg(long = "source")]
+        source: Vec<String>,
+        /// The records the output whose @id is ID must receive: ID=FILE (JSON lines).
+        #[arg(long = "expect")]
+        expect: Vec<String>,
+        /// Rewrite golden files (and --expect files) with what was received.
+        #[arg(long = "update")]
+        update: bool,
+        /// The fixed clock, RFC 3339 (default 2026-01-01T00:00:00Z).
+        #[arg(long = "time")]
+        time: Option<String>,
+    },
+    /// Print the routing graph as Graphviz DOT or Mermaid, or the path one tag takes.
+    Graph {
+        #[arg(short = 'c', long = "config", default_value = "fluent.conf")]
+        config: PathBuf,
+        #[arg(long = "format", default_value = "dot")]
+        format: String,
+        /// Show the path this tag takes instead of the whole graph.
+        #[arg(long = "tag")]
+        tag: Option<String>,
+        /// The label the tag enters (with --tag).
+        #[arg(long = "label", default_value = "@ROOT")]
+        label: String,
+    },
+}
+
+fn run_command(cmd: &Command) -> ExitCode {
+    use ferrentd::migrate;
+    let _ = logging::init(LogLevel::Warn, LogTarget::Stderr);
+    let result = match cmd {
+        Command::Test {
+            config,
+            tests,
+            input,
+            source,
+            expect,
+            update,
+            time,
+        } => migrate::run_test(&migrate::TestArgs {
+            config: config.clone(),
+            tests: tests.clone(),
+            inputs: input.clone(),
+            sources: source.clone(),
+            expects: expect.clone(),
+            update: *update,
+            time: time.clone(),
+        }),
+        Command::Graph {
+            config,
+            format,
+            tag,
+            label,
+        } => migrate::run_graph(config, format, tag.as_deref(), label).map(|text| {
+            print!("{text}");
+            migrate::EXIT_OK
+        }),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("ferrentd: {e}");
+            ExitCode::from(migrate::EXIT_USAGE)
+        }
+    }
+}
+
 fn config_path(cli: &Cli) -> PathBuf {
     cli.config
         .clone()
@@ -118,6 +203,9 @@ fn main() -> ExitCode {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     let cli = Cli::parse();
+    if let Some(cmd) = &cli.command {
+        return run_command(cmd);
+    }
     let path = config_path(&cli);
     let pre_level = LogLevel::from_flags(cli.verbose, cli.quiet, LogLevel::Info);
     let target = match &cli.log {
@@ -170,6 +258,7 @@ fn main() -> ExitCode {
     let opts = EngineOptions {
         strict: cli.strict_config_value,
         without_source: cli.without_source,
+        output_capture: None,
     };
     let engine = match Engine::build(&root, &opts) {
         Ok(e) => e,

@@ -64,7 +64,14 @@ pub struct PluginContext {
     pub root_dir: Option<std::path::PathBuf>,
     /// What the plugins of this configuration have claimed (pos files, buffer paths).
     pub variable_store: VariableStore,
+    /// `ferrentd test`: builds a stand-in for each output that would leave the process.
+    pub output_capture: Option<OutputCapture>,
 }
+
+/// Replaces outputs while a config runs under `ferrentd test`: called for every `<match>` and
+/// `<store>`; `Some` is the stand-in, `None` builds the real plugin (routing outputs).
+pub type OutputCapture =
+    std::sync::Arc<dyn Fn(&Element, &PluginContext) -> Option<Box<dyn Output>> + Send + Sync>;
 
 /// Fluentd's `variable_store`: shared by the plugins of one configuration, so two of them
 /// cannot use the same state file. A reload builds a new one, so the running config's claims
@@ -103,6 +110,7 @@ impl PluginContext {
             labels: crate::router::LabelTable::default(),
             root_dir: None,
             variable_store: VariableStore::default(),
+            output_capture: None,
         }
     }
 
@@ -308,6 +316,13 @@ pub fn new_filter(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Filter>
 pub fn new_output(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Output>, ConfigError> {
     let name = type_of(elem, &elem.name)?;
     let ctor = lookup(OUTPUTS, name).ok_or_else(|| unknown("output", name, elem))?;
+    if let Some(capture) = &ctx.output_capture {
+        if let Some(stand_in) = capture(elem, ctx) {
+            // The real plugin is still configured, so its config errors are reported.
+            ctor(elem, ctx)?;
+            return Ok(stand_in);
+        }
+    }
     ctor(elem, ctx)
 }
 
