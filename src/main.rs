@@ -25,6 +25,10 @@ struct Cli {
     /// Check the config (parse it and configure every plugin), then exit.
     #[arg(long = "dry-run")]
     dry_run: bool,
+    /// With --dry-run: a compatibility report (text or json) of every directive, parameter and
+    /// embedded Ruby, the state a Fluentd left on this node, and a verdict.
+    #[arg(long = "report", num_args = 0..=1, default_missing_value = "text", value_parser = ["text", "json"])]
+    report: Option<String>,
     /// Config text appended to the file (a literal "\n" is a newline).
     #[arg(short = 'i', long = "inline-config")]
     inline_config: Option<String>,
@@ -102,6 +106,27 @@ enum Command {
         #[arg(long = "time")]
         time: Option<String>,
     },
+    /// Run Fluentd and ferrentd on the same config and inputs and diff what each output
+    /// received (sources replaced by the inputs, outputs captured; event times masked).
+    Compare {
+        #[arg(short = 'c', long = "config", default_value = "fluent.conf")]
+        config: PathBuf,
+        /// The Fluentd command, e.g. "fluentd" or "/opt/fluent/bin/fluentd --no-supervisor".
+        #[arg(long = "fluentd", default_value = "fluentd")]
+        fluentd: String,
+        /// Records for a tag: TAG=FILE (JSON lines).
+        #[arg(long = "input")]
+        input: Vec<String>,
+        /// How long each one runs before it is stopped (and flushes).
+        #[arg(long = "seconds", default_value_t = 10)]
+        seconds: u64,
+        /// Compare each output's events as sets (sorted) rather than in order.
+        #[arg(long = "sort")]
+        sort: bool,
+        /// Record keys whose values differ by nature (ids, run times): compared as masked.
+        #[arg(long = "mask")]
+        mask: Vec<String>,
+    },
     /// Print the routing graph as Graphviz DOT or Mermaid, or the path one tag takes.
     Graph {
         #[arg(short = 'c', long = "config", default_value = "fluent.conf")]
@@ -138,6 +163,36 @@ fn run_command(cmd: &Command) -> ExitCode {
             update: *update,
             time: time.clone(),
         }),
+        Command::Compare {
+            config,
+            fluentd,
+            input,
+            seconds,
+            sort,
+            mask,
+        } => {
+            let args = migrate::compare::CompareArgs {
+                config: config.clone(),
+                fluentd: fluentd.clone(),
+                inputs: input.clone(),
+                seconds: *seconds,
+                sort: *sort,
+                mask: mask.clone(),
+            };
+            std::env::current_exe()
+                .map_err(|e| {
+                    migrate::harness::InputError(format!("cannot find ferrentd itself: {e}"))
+                })
+                .and_then(|me| migrate::compare::run_compare(&args, &me))
+                .map(|(equal, report)| {
+                    print!("{report}");
+                    if equal {
+                        migrate::EXIT_OK
+                    } else {
+                        migrate::EXIT_MISMATCH
+                    }
+                })
+        }
         Command::Graph {
             config,
             format,
@@ -248,6 +303,19 @@ fn main() -> ExitCode {
         path.display()
     );
 
+    if let Some(format) = &cli.report {
+        let report = ferrentd::migrate::report::build(&path, parsed);
+        if format == "json" {
+            println!("{}", report.to_json());
+        } else {
+            print!("{}", report.to_text());
+        }
+        return if report.status == "cannot_run" {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
     let root = match parsed {
         Ok(r) => r,
         Err(e) => {

@@ -44,6 +44,42 @@ const RESERVED: &[&str] = &[
     "log_level",
 ];
 
+/// What one deserialization learned about a section: recorded while [`observe`] runs, for the
+/// migration report (which parameters a plugin declares, which it did not use).
+#[derive(Debug, Clone)]
+pub struct SectionUse {
+    pub file: std::path::PathBuf,
+    pub offset: usize,
+    pub plugin: String,
+    pub declared: Vec<&'static str>,
+}
+
+thread_local! {
+    static OBSERVED: std::cell::RefCell<Option<Vec<SectionUse>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, recording every section deserialized on this thread meanwhile.
+pub fn observe<R>(f: impl FnOnce() -> R) -> (R, Vec<SectionUse>) {
+    OBSERVED.with(|o| *o.borrow_mut() = Some(Vec::new()));
+    let r = f();
+    let seen = OBSERVED.with(|o| o.borrow_mut().take()).unwrap_or_default();
+    (r, seen)
+}
+
+fn record_use(elem: &Element, plugin: &str, fields: &'static [&'static str]) {
+    OBSERVED.with(|o| {
+        if let Some(v) = o.borrow_mut().as_mut() {
+            v.push(SectionUse {
+                file: elem.span.file.path.clone(),
+                offset: elem.span.offset,
+                plugin: plugin.to_string(),
+                declared: fields.to_vec(),
+            });
+        }
+    });
+}
+
 /// Deserializes `elem` into `T`, warning about what `T` does not declare.
 pub fn configure<T: DeserializeOwned>(
     elem: &Element,
@@ -153,6 +189,7 @@ impl<'a, 'de> de::Deserializer<'de> for SectionDe<'a> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         let elem = self.elem;
+        record_use(elem, &self.opts.plugin, fields);
         let declared = |k: &str| fields.contains(&k);
         let mut entries = Vec::new();
         if declared("@arg") {

@@ -2,8 +2,11 @@
 //! output receives), `ferrentd graph` (the routing graph), and the pieces they share.
 //! They sit above the engine: nothing below imports them.
 
+pub mod compare;
 pub mod graph;
 pub mod harness;
+pub mod report;
+pub mod takeover;
 pub mod testfile;
 
 use std::path::{Path, PathBuf};

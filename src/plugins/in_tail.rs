@@ -639,7 +639,7 @@ pub const UNWATCHED: u64 = u64::MAX;
 pub type SavedPositions = HashMap<String, (u64, u64)>;
 
 /// One pos file line as Fluentd's `/^([^\t]+)\t([0-9a-fA-F]+)\t([0-9a-fA-F]+)/` reads it.
-fn parse_pos_line(line: &[u8]) -> Option<(String, u64, u64)> {
+pub fn parse_pos_line(line: &[u8]) -> Option<(String, u64, u64)> {
     let tab = memchr::memchr(b'\t', line)?;
     if tab == 0 {
         return None;
