@@ -694,7 +694,13 @@ impl Output for BufferedEngine {
             let mut st = inner.state.lock();
             st.running = true;
             let mut resumed = inner.store.resume(&inner.s.backup);
-            resumed.sort_by(|a, b| a.modified.total_cmp(&b.modified));
+            // As Fluentd: the queue of the previous run first, oldest first; then its staged
+            // chunks.
+            resumed.sort_by(|a, b| {
+                b.queued
+                    .cmp(&a.queued)
+                    .then(a.modified.total_cmp(&b.modified))
+            });
             for r in resumed {
                 st.bytes += r.bytes;
                 // Staged chunks of a previous run are queued at once (`enqueue` is a no-op for

@@ -43,7 +43,7 @@ pub struct BufferState {
     pub queued_chunks: usize,
     pub queued_bytes: u64,
     pub records: u64,
-    /// Chunk files in the order ferrentd delivers them: queued first, then staged, oldest first.
+    /// Chunk files in the order ferrentd delivers them: queued, then staged, each oldest first.
     pub delivery_order: Vec<String>,
 }
 
@@ -233,20 +233,18 @@ fn buffer_state(out: &Element, ty: &str, root_dir: Option<&Path>) -> Option<Buff
         let meta = std::fs::read(format!("{s}.meta"))
             .ok()
             .and_then(|m| crate::plugins::buf_file::decode_meta(&m).ok());
-        let (records, created) = meta
-            .map(|m| (m.records, m.created as f64))
-            .unwrap_or((0, 0.0));
+        let (records, modified) = meta.map(|m| (m.records, m.modified)).unwrap_or((0, 0.0));
         st.records += records;
         match state {
             b'q' => {
                 st.queued_chunks += 1;
                 st.queued_bytes += bytes;
-                chunks.push((0, created, s));
+                chunks.push((0, modified, s));
             }
             b'b' => {
                 st.staged_chunks += 1;
                 st.staged_bytes += bytes;
-                chunks.push((1, created, s));
+                chunks.push((1, modified, s));
             }
             _ => {}
         }
