@@ -305,6 +305,14 @@ fn every_shipped_config_runs_under_test_graph_and_report() {
         );
         assert!(text(&o.stdout).contains("== "), "{c}: {}", text(&o.stdout));
 
+        // A shipped test file beside the config passes.
+        let tests = conf.with_extension("test.toml");
+        if tests.exists() {
+            let o = ferrentd(&root(), &["test", "-c", c]);
+            assert_eq!(o.status.code(), Some(0), "{c}: {}", text(&o.stdout));
+            assert!(text(&o.stdout).ends_with(" passed, 0 failed\n"), "{c}");
+        }
+
         let o = ferrentd(&root(), &["graph", "-c", c]);
         assert_eq!(o.status.code(), Some(0), "{c}");
         check_dot(&o.stdout, c);
