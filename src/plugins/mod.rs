@@ -35,11 +35,14 @@ pub mod out_stdout;
 pub mod parser;
 pub mod parser_apache2;
 pub mod parser_apache_error;
+pub mod parser_cri;
 pub mod parser_csv;
 pub mod parser_json;
+pub mod parser_kubernetes;
 pub mod parser_logfmt;
 pub mod parser_ltsv;
 pub mod parser_msgpack;
+pub mod parser_multi_format;
 pub mod parser_multiline;
 pub mod parser_nginx;
 pub mod parser_none;
@@ -269,6 +272,9 @@ pub const PARSERS: &[(&str, ParserCtor)] = &[
     ("multiline", parser_multiline::create),
     ("logfmt", parser_logfmt::create),
     ("msgpack", parser_msgpack::create),
+    ("cri", parser_cri::create),
+    ("kubernetes", parser_kubernetes::create),
+    ("multi_format", parser_multi_format::create),
 ];
 
 pub const FORMATTERS: &[(&str, FormatterCtor)] = &[
