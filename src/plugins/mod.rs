@@ -28,6 +28,7 @@ pub mod inject;
 pub mod out_copy;
 pub mod out_file;
 pub mod out_forward;
+pub mod out_loki;
 pub mod out_null;
 pub mod out_relabel;
 pub mod out_rewrite_tag_filter;
@@ -242,6 +243,7 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("file", out_file::create),
     ("null", out_null::create),
     ("forward", out_forward::create),
+    ("loki", out_loki::create),
     ("copy", out_copy::create),
     ("relabel", out_relabel::create),
     ("rewrite_tag_filter", out_rewrite_tag_filter::create),
