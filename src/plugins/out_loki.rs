@@ -527,7 +527,7 @@ mod tests {
         };
         assert_eq!(
             String::from_utf8(line).unwrap(),
-            r#"a="x y" b=q\" c=1.5 d= e={\"k\"=>1} f="a=b" g=back\\s"#
+            r#"a="x y" b=q\" c=1.5 d= e="{\"k\"=>1}" f="a=b" g=back\\s"#
         );
     }
 
