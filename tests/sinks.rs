@@ -371,3 +371,62 @@ fn bad_config_values_are_errors_at_dry_run() {
         assert!(err.contains(needle), "{conf}: {err}");
     }
 }
+
+#[test]
+fn out_http_retries_503_and_sends_headers_auth_and_json_array() {
+    let sink = FakeSink::start(Box::new(|_r, n| match n {
+        0 => Answer::Status(503, "busy".into()),
+        _ => Answer::Status(200, "{}".into()),
+    }));
+    let port = free_port();
+    let conf = format!(
+        "{}<match **>\n  @type http\n  endpoint http://127.0.0.1:{}/in/${{tag}}\n  json_array true\n  compress gzip\n  headers {{\"x-static\":\"s\"}}\n  headers_from_placeholders {{\"x-tag\":\"t-${{tag}}\"}}\n  <auth>\n    username u\n    password p\n  </auth>\n  <buffer tag>\n    {FAST_BUFFER}\n  </buffer>\n</match>\n",
+        forward_source(port),
+        sink.port
+    );
+    let _fd = Ferrentd::start(&conf);
+    wait_port(port);
+    send_ids(port, "app.h", &ids("h", 3));
+    let reqs = sink.wait_for("a delivered request", |r| r.iter().any(|(_, ok)| *ok));
+    let (r, _) = reqs.iter().find(|(_, ok)| *ok).unwrap();
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, "/in/app.h");
+    assert_eq!(r.header("x-static"), Some("s"));
+    assert_eq!(r.header("x-tag"), Some("t-app.h"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("authorization"), Some("Basic dTpw"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(reqs.len(), 2, "one 503, then the retry");
+}
+
+#[test]
+fn out_http_error_status_does_not_block_later_chunks() {
+    let sink = FakeSink::start(Box::new(|r, _| {
+        if r.text().contains("bad-0") {
+            Answer::Status(400, "no".into())
+        } else {
+            Answer::Status(200, String::new())
+        }
+    }));
+    let port = free_port();
+    let conf = format!(
+        "{}<match **>\n  @type http\n  endpoint http://127.0.0.1:{}/\n  retryable_response_codes [503]\n  <buffer>\n    {FAST_BUFFER}\n  </buffer>\n</match>\n",
+        forward_source(port),
+        sink.port
+    );
+    let fd = Ferrentd::start(&conf);
+    wait_port(port);
+    send_ids(port, "app.h", &ids("bad", 2));
+    sink.wait_for("the rejected request", |r| !r.is_empty());
+    send_ids(port, "app.h", &ids("good", 2));
+    let reqs = sink.wait_for("the next request", |r| r.iter().any(|(_, ok)| *ok));
+    assert_eq!(
+        reqs.iter()
+            .filter(|(r, _)| r.text().contains("bad-0"))
+            .count(),
+        1
+    );
+    let log = fd.stop_with_log().1;
+    assert!(log.contains("400"), "{log}");
+}

@@ -34,6 +34,8 @@ pub struct ClientOptions {
     /// Whole-request timeout (send and read the answer).
     pub timeout: Duration,
     pub tls: TlsOptions,
+    /// An explicit proxy URL (`http://user:pass@host:port`); `None`: the environment's.
+    pub proxy: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -45,6 +47,7 @@ impl Default for ClientOptions {
                 verify_hostname: true,
                 ..TlsOptions::default()
             },
+            proxy: None,
         }
     }
 }
@@ -124,11 +127,20 @@ impl HttpClient {
             Some(opts.tls.max_version.as_deref().unwrap_or("TLSv1_3")),
         )?;
         // reqwest owns a runtime thread; building it inside another runtime would panic.
+        let proxy = match &opts.proxy {
+            Some(p) => Some(
+                reqwest::Proxy::all(p.as_str()).map_err(|e| format!("invalid proxy '{p}': {e}"))?,
+            ),
+            None => None,
+        };
         let connect_timeout = opts.connect_timeout;
         let timeout = opts.timeout;
         let build = move || {
-            reqwest::blocking::Client::builder()
-                .use_preconfigured_tls((*tls_conf).clone())
+            let mut b = reqwest::blocking::Client::builder();
+            if let Some(p) = proxy {
+                b = b.proxy(p);
+            }
+            b.use_preconfigured_tls((*tls_conf).clone())
                 .connect_timeout(connect_timeout)
                 .timeout(timeout)
                 .pool_idle_timeout(Duration::from_secs(30))

@@ -29,6 +29,7 @@ pub mod out_copy;
 pub mod out_elasticsearch;
 pub mod out_file;
 pub mod out_forward;
+pub mod out_http;
 pub mod out_loki;
 pub mod out_null;
 pub mod out_relabel;
@@ -245,6 +246,7 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("null", out_null::create),
     ("forward", out_forward::create),
     ("loki", out_loki::create),
+    ("http", out_http::create),
     ("elasticsearch", out_elasticsearch::create),
     ("opensearch", out_elasticsearch::create_opensearch),
     (

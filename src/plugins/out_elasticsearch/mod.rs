@@ -576,6 +576,7 @@ fn build(elem: &Element, ctx: &PluginContext, flavor: Flavor) -> Result<EsOutput
                 .filter(|v| v != "TLSv1_1"),
             max_version: conf.ssl_max_version.clone(),
         },
+        proxy: None,
     })
     .map_err(|m| elem.error(m))?;
     let mut headers: Vec<(String, String)> = conf.custom_headers.0.clone();
