@@ -570,21 +570,18 @@ impl EsOutput {
             ));
             return;
         }
-        match response::handle(self, tag, &r.body, g.items) {
-            Outcome {
-                settled: s,
-                retry,
-                abort,
-            } => {
-                settled.extend(s);
-                if let Some(a) = abort {
-                    *unrecoverable = Some(a);
-                } else if retry > 0 {
-                    failures.push(format!(
-                        "{retry} bulk items failed and are retried alone ({base})"
-                    ));
-                }
-            }
+        let Outcome {
+            settled: s,
+            retry,
+            abort,
+        } = response::handle(self, tag, &r.body, g.items);
+        settled.extend(s);
+        if let Some(a) = abort {
+            *unrecoverable = Some(a);
+        } else if retry > 0 {
+            failures.push(format!(
+                "{retry} bulk items failed and are retried alone ({base})"
+            ));
         }
     }
 }

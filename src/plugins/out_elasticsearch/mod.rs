@@ -728,7 +728,7 @@ impl EsOutput {
                     let major = v
                         .pointer("/version/number")
                         .and_then(|n| n.as_str())
-                        .map(|n| crate::config_parser::types::ruby_to_i(n))
+                        .map(crate::config_parser::types::ruby_to_i)
                         .unwrap_or(self.default_version);
                     tracing::info!(
                         "Detected {} {major}",

@@ -150,7 +150,7 @@ pub fn handle(out: &EsOutput, tag: &str, body: &[u8], items: Vec<Item>) -> Outco
             }
             _ => match etype {
                 Some(t) => {
-                    if out.unrecoverable.iter().any(|u| *u == t) {
+                    if out.unrecoverable.contains(&t) {
                         return Outcome {
                             settled,
                             retry: 0,
