@@ -5,6 +5,7 @@ pub mod config_parser;
 pub mod engine;
 pub mod event;
 pub mod forward;
+pub mod http_client;
 pub mod json;
 pub mod logging;
 pub mod migrate;

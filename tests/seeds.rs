@@ -5,7 +5,10 @@
 //! Each run copies a config and conf.d/samples into a temporary folder, starts the release
 //! binary there, waits (bounded) for the expected number of stdout lines, then stops it with
 //! SIGTERM by PID. Journals beyond the checked-in sample are written with
-//! scripts/journal-writer.py (python3).
+//! scripts/journal-writer.py (python3). The HTTP sink pipelines run against the fake Loki and
+//! Elasticsearch of tests/sink_common, named to them through LOKI_URL / ES_URL.
+
+mod sink_common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -454,4 +457,101 @@ fn systemd_without_a_usable_libsystemd_names_the_library() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot load libsystemd.so.0"), "{stderr}");
+}
+
+/// Runs an HTTP-sink pipeline from conf.d against a fake sink until `done` holds; returns what
+/// the sink received.
+fn run_sink_pipeline(
+    conf: &str,
+    env: &str,
+    url: impl Fn(u16) -> String,
+    script: Box<sink_common::Script>,
+    done: impl Fn(&[(sink_common::Req, bool)]) -> bool,
+) -> Vec<(sink_common::Req, bool)> {
+    let sink = sink_common::FakeSink::start(script);
+    let dir = workdir();
+    std::fs::copy(root().join("conf.d").join(conf), dir.path().join(conf)).unwrap();
+    let r = start(dir.path(), conf, &[(env, &url(sink.port))]);
+    let reqs = sink.wait_for(conf, done);
+    let (ok, _, stderr) = r.stop();
+    assert!(ok, "{conf} did not exit cleanly:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    reqs
+}
+
+#[test]
+fn containers_to_loki_with_kubernetes_labels() {
+    use sink_common::Answer;
+    let reqs = run_sink_pipeline(
+        "k8s-containers-loki.conf",
+        "LOKI_URL",
+        |p| format!("http://127.0.0.1:{p}"),
+        Box::new(|_, _| Answer::Status(204, String::new())),
+        |r| {
+            r.iter()
+                .map(|(q, _)| sink_common::loki_lines(&q.text()).len())
+                .sum::<usize>()
+                >= 4
+        },
+    );
+    let mut streams = Vec::new();
+    for (q, _) in &reqs {
+        assert_eq!(q.path, "/loki/api/v1/push");
+        let v: serde_json::Value = serde_json::from_str(&q.text()).unwrap();
+        for s in v["streams"].as_array().unwrap() {
+            for e in s["values"].as_array().unwrap() {
+                streams.push(format!("{} {} {}", s["stream"], e[0], e[1]));
+            }
+        }
+    }
+    streams.sort();
+    assert_eq!(
+        streams,
+        [
+            r#"{"namespace":"prod","pod":"db-0","container":"postgres","stream":"stderr","job":"containers"} "1709287200250000000" "checkpoint complete: wrote 42 buffers\n""#,
+            r#"{"namespace":"prod","pod":"shop-7d9f8","container":"web","stream":"stderr","job":"containers"} "1709287201500000000" "payment gateway timeout after 5s\n""#,
+            r#"{"namespace":"prod","pod":"shop-7d9f8","container":"web","stream":"stdout","job":"containers"} "1709287200000000001" "GET /cart 200 12ms\n""#,
+            r#"{"namespace":"prod","pod":"shop-7d9f8","container":"web","stream":"stdout","job":"containers"} "1709287202000000000" "GET /checkout 200 40ms\n""#,
+        ]
+    );
+}
+
+#[test]
+fn tail_to_elasticsearch_with_logstash_format() {
+    use sink_common::Answer;
+    let reqs = run_sink_pipeline(
+        "tail-elasticsearch.conf",
+        "ES_URL",
+        |p| format!("http://127.0.0.1:{p}"),
+        Box::new(|r, _| {
+            if r.method == "GET" {
+                return Answer::Status(200, sink_common::ES_INFO.into());
+            }
+            Answer::Status(200, sink_common::bulk_answer(&r.text(), |_, _| 201))
+        }),
+        |r| {
+            r.iter()
+                .filter(|(q, _)| q.method == "POST")
+                .map(|(q, _)| sink_common::bulk_docs(&q.text()).len())
+                .sum::<usize>()
+                >= 3
+        },
+    );
+    let mut got = Vec::new();
+    for (q, _) in reqs.iter().filter(|(q, _)| q.method == "POST") {
+        assert_eq!(q.path, "/_bulk");
+        assert_eq!(q.header("content-type"), Some("application/x-ndjson"));
+        got.extend(q.text().lines().map(String::from));
+    }
+    assert_eq!(
+        got,
+        [
+            r#"{"index":{"_index":"app-2024.02.29","_type":"_doc","_id":"r-1"}}"#,
+            r#"{"level":"info","msg":"request served","path":"/cart","status":200,"request_id":"r-1","@timestamp":"2024-02-29T23:59:59.900000000+00:00","tag":"app.web"}"#,
+            r#"{"index":{"_index":"app-2024.03.01","_type":"_doc","_id":"r-2"}}"#,
+            r#"{"level":"error","msg":"upstream timeout","path":"/pay","status":504,"request_id":"r-2","@timestamp":"2024-03-01T00:00:00.100000000+00:00","tag":"app.web"}"#,
+            r#"{"index":{"_index":"app-2024.03.01","_type":"_doc","_id":"r-3"}}"#,
+            r#"{"level":"info","msg":"request served","path":"/","status":200,"request_id":"r-3","@timestamp":"2024-03-01T00:00:01.000000000+00:00","tag":"app.web"}"#,
+        ]
+    );
 }

@@ -469,6 +469,33 @@ impl Time {
     }
 }
 
+/// A `hash` parameter with its key order kept (JSON object or `k1:v1,k2:v2`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderedHash(pub Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for OrderedHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OrderedHash;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a hash")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, String>()? {
+                    out.push((k, v));
+                }
+                Ok(OrderedHash(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// A `regexp` parameter, compiled.
 #[derive(Clone, Debug)]
 pub struct Regexp(pub RubyRegex);

@@ -284,7 +284,17 @@ impl ServerCertVerifier for Verifier {
 
 /// Builds out_forward's client configuration.
 pub fn client_config(s: &ClientTlsSettings) -> Result<Arc<rustls::ClientConfig>, String> {
-    let versions = versions(&s.version, None, None)?;
+    client_config_with_versions(s, None, None)
+}
+
+/// [`client_config`] with a TLS version range (`min_version`/`max_version`) instead of the
+/// single `version`.
+pub fn client_config_with_versions(
+    s: &ClientTlsSettings,
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let versions = versions(&s.version, min, max)?;
     let provider = provider();
     let roots = if s.ca_paths.is_empty() {
         let mut roots = RootCertStore::empty();

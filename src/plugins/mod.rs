@@ -26,8 +26,11 @@ pub mod in_systemd;
 pub mod in_tail;
 pub mod inject;
 pub mod out_copy;
+pub mod out_elasticsearch;
 pub mod out_file;
 pub mod out_forward;
+pub mod out_http;
+pub mod out_loki;
 pub mod out_null;
 pub mod out_relabel;
 pub mod out_rewrite_tag_filter;
@@ -253,6 +256,14 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("file", out_file::create),
     ("null", out_null::create),
     ("forward", out_forward::create),
+    ("loki", out_loki::create),
+    ("http", out_http::create),
+    ("elasticsearch", out_elasticsearch::create),
+    ("opensearch", out_elasticsearch::create_opensearch),
+    (
+        "elasticsearch_data_stream",
+        out_elasticsearch::create_data_stream,
+    ),
     ("copy", out_copy::create),
     ("relabel", out_relabel::create),
     ("rewrite_tag_filter", out_rewrite_tag_filter::create),
