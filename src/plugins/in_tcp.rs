@@ -204,11 +204,16 @@ fn handle(s: &Settings, router: &crate::router::Emitter, mut conn: Connection) {
                     String::from_utf8_lossy(msg)
                 ),
             });
-            if let Err(e) = r {
-                tracing::warn!(
-                    "pattern not matched message={:?} error=\"{e}\"",
+            match r {
+                Ok(()) => {}
+                Err(e) if super::parser::is_not_matched(&e) => tracing::warn!(
+                    "pattern not matched message={:?}",
                     String::from_utf8_lossy(msg)
-                );
+                ),
+                Err(e) => tracing::warn!(
+                    "invalid message message={:?} error=\"{e}\"",
+                    String::from_utf8_lossy(msg)
+                ),
             }
         });
         if !es.is_empty() {

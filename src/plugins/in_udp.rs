@@ -133,11 +133,16 @@ impl Input for UdpInput {
                     String::from_utf8_lossy(data)
                 ),
             });
-            if let Err(e) = r {
-                tracing::warn!(
-                    "pattern not matched data={:?} error=\"{e}\"",
+            match r {
+                Ok(()) => {}
+                Err(e) if super::parser::is_not_matched(&e) => tracing::warn!(
+                    "pattern not matched data={:?}",
                     String::from_utf8_lossy(data)
-                );
+                ),
+                Err(e) => tracing::warn!(
+                    "invalid message data={:?} error=\"{e}\"",
+                    String::from_utf8_lossy(data)
+                ),
             }
             if !es.is_empty() {
                 ctx.router.emit(&self.tag, es);

@@ -310,6 +310,8 @@ pub struct StreamOptions {
     pub send_keepalive_packet: bool,
     pub linger: Option<Duration>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// At the limit, a connection idle this long is closed for a new one.
+    pub evict_idle: Duration,
 }
 
 impl StreamOptions {
@@ -321,6 +323,7 @@ impl StreamOptions {
             send_keepalive_packet: false,
             linger: None,
             tls: None,
+            evict_idle: EVICT_IDLE,
         }
     }
 }
@@ -538,7 +541,7 @@ fn make_room(
         .min_by_key(|(_, s)| s.activity.load(Ordering::Relaxed))
         .map(|(id, s)| (*id, s.activity.load(Ordering::Relaxed)));
     match oldest {
-        Some((id, at)) if now.saturating_sub(at) >= EVICT_IDLE.as_millis() as u64 => {
+        Some((id, at)) if now.saturating_sub(at) >= opts.evict_idle.as_millis() as u64 => {
             if let Some(s) = r.live.remove(&id) {
                 s.closer.close();
             }
@@ -628,5 +631,87 @@ impl HostCache {
         }
         self.0.insert(ip, h.clone());
         h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves `opts` with a handler that greets, then reads until the end; returns the port.
+    fn start(
+        opts: StreamOptions,
+        sd: &Shutdown,
+        counters: &Arc<Counters>,
+    ) -> (u16, JoinHandle<()>) {
+        let l = listen_tcp("127.0.0.1", 0, None).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (sd, c) = (sd.clone(), counters.clone());
+        let t = std::thread::spawn(move || {
+            serve_stream(StreamListener::Tcp(l), opts, sd, c, |mut conn| {
+                conn.write_all(b"hi");
+                let mut b = [0u8; 16];
+                while let ReadOutcome::Data(_) = conn.read(&mut b) {}
+            })
+        });
+        (port, t)
+    }
+
+    fn greeted(port: u16) -> (TcpStream, bool) {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut b = [0u8; 2];
+        let ok = s.read_exact(&mut b).is_ok();
+        (s, ok)
+    }
+
+    fn closed(s: &mut TcpStream) -> bool {
+        let mut b = [0u8; 1];
+        matches!(s.read(&mut b), Ok(0) | Err(_))
+    }
+
+    #[test]
+    fn connection_limit_refuses_when_none_is_idle() {
+        let sd = Shutdown::new();
+        let counters = Arc::new(Counters::default());
+        let mut opts = StreamOptions::new("test");
+        opts.max_connections = 2;
+        opts.evict_idle = Duration::from_secs(3600);
+        let (port, t) = start(opts, &sd, &counters);
+        let (_a, ok_a) = greeted(port);
+        let (_b, ok_b) = greeted(port);
+        let (mut c, ok_c) = greeted(port);
+        assert!(ok_a && ok_b && !ok_c);
+        assert!(closed(&mut c));
+        assert_eq!(counters.refused.load(Ordering::Relaxed), 1);
+        sd.trigger();
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn connection_limit_evicts_the_idle_one() {
+        let sd = Shutdown::new();
+        let counters = Arc::new(Counters::default());
+        let mut opts = StreamOptions::new("test");
+        opts.max_connections = 2;
+        opts.evict_idle = Duration::ZERO;
+        let (port, t) = start(opts, &sd, &counters);
+        let (mut a, _) = greeted(port);
+        let (mut b, _) = greeted(port);
+        let (_c, ok_c) = greeted(port);
+        assert!(ok_c);
+        assert_eq!(counters.evicted.load(Ordering::Relaxed), 1);
+        // Exactly one of the two older connections was closed.
+        a.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        b.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let gone = |s: &mut TcpStream| {
+            let mut x = [0u8; 1];
+            matches!(s.read(&mut x), Ok(0))
+        };
+        assert_eq!(gone(&mut a) as u8 + gone(&mut b) as u8, 1);
+        sd.trigger();
+        t.join().unwrap();
     }
 }
