@@ -126,7 +126,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
         }
     }
     let mode = match elem.child("parse") {
-        Some(p) if !matches!(p.plugin_type(), None | Some("in_http")) => {
+        Some(p) if !matches!(p.plugin_type(), None | Some("in_http") | Some("default")) => {
             Mode::Custom(Arc::from(super::new_parser(p, ctx)?))
         }
         p => {
