@@ -79,7 +79,40 @@ struct SyslogConfig {
     #[allow(dead_code)]
     parse: Option<Nested>,
     transport: Option<TransportConf>,
+    // Flat (v0) parser parameters: copied into the default `<parse>` section.
+    #[allow(dead_code)]
+    message_format: Option<String>,
+    #[allow(dead_code)]
+    with_priority: Option<String>,
+    #[allow(dead_code)]
+    rfc5424_time_format: Option<String>,
+    #[allow(dead_code)]
+    time_format: Option<String>,
+    #[allow(dead_code)]
+    time_key: Option<String>,
+    #[allow(dead_code)]
+    keep_time_key: Option<String>,
+    #[allow(dead_code)]
+    localtime: Option<String>,
+    #[allow(dead_code)]
+    utc: Option<String>,
+    #[allow(dead_code)]
+    timezone: Option<String>,
 }
+
+/// Fluentd's compat layer: without a `<parse>` section, any flat parser parameter is copied
+/// into one.
+const FLAT_PARSER_PARAMS: &[&str] = &[
+    "message_format",
+    "with_priority",
+    "rfc5424_time_format",
+    "time_format",
+    "time_key",
+    "keep_time_key",
+    "localtime",
+    "utc",
+    "timezone",
+];
 
 fn default_port() -> i64 {
     5140
@@ -131,11 +164,23 @@ fn is_false(v: Option<&str>) -> bool {
 }
 
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, ConfigError> {
+    Ok(Box::new(build(elem, ctx)?))
+}
+
+fn build(elem: &Element, ctx: &PluginContext) -> Result<SyslogInput, ConfigError> {
     let cfg: SyslogConfig = ctx.configure(elem, "syslog")?;
     // The `<parse>` section defaults to `@type syslog` with `with_priority true`.
     let mut parse = match elem.child("parse") {
         Some(p) => p.clone(),
-        None => Element::new("parse", "", elem.span.clone()),
+        None => {
+            let mut p = Element::new("parse", "", elem.span.clone());
+            for k in FLAT_PARSER_PARAMS {
+                if let Some(v) = elem.get(k) {
+                    p.set(k, v);
+                }
+            }
+            p
+        }
     };
     if parse.plugin_type().is_none() {
         parse.set("@type", "syslog");
@@ -183,7 +228,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
             opts.linger = Some(std::time::Duration::from_secs(t.linger_timeout as u64));
         }
     }
-    Ok(Box::new(SyslogInput {
+    Ok(SyslogInput {
         s: Arc::new(Settings {
             tag: cfg.tag,
             port: port_of(elem, cfg.port)?,
@@ -205,7 +250,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
             opts,
         }),
         bound: None,
-    }))
+    })
 }
 
 /// `<PRI>` at the start (Fluentd's `/^\<([0-9]+)\>(.*)/`): the priority and the rest of the
@@ -459,6 +504,70 @@ impl Input for SyslogInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The settings of a syslog source, and what its messages emit.
+    fn emitted(conf: &str, msgs: &[&[u8]]) -> Vec<(String, String)> {
+        let elem = crate::test_util::directive(&format!(
+            "<source>\n@type syslog\ntag s\n{conf}\n</source>"
+        ));
+        let input = build(&elem, &PluginContext::for_tests()).unwrap();
+        let router = Emitter::collector("t");
+        for m in msgs {
+            let mut b = Batch::default();
+            input.s.message(m, Some("127.0.0.1"), None, &router, &mut b);
+            b.flush(&router);
+        }
+        router
+            .collected()
+            .into_iter()
+            .flat_map(|(tag, es)| {
+                es.into_iter().map(move |e| {
+                    (
+                        tag.clone(),
+                        String::from_utf8_lossy(&crate::json::encode::record_to_vec(&e.record))
+                            .into_owned(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flat_parser_params_and_keys() {
+        let out = emitted(
+            "message_format rfc5424\nfacility_key f\npriority_key p\nsource_address_key a",
+            &[
+                b"<165>1 2023-11-14T22:13:20Z h app - - - hi",
+                b"<13>Feb  5 17:32:18 h app: old",
+            ],
+        );
+        assert_eq!(
+            out,
+            vec![(
+                "s.local4.notice".to_string(),
+                r#"{"host":"h","ident":"app","pid":"-","msgid":"-","extradata":"-","message":"hi","p":"notice","f":"local4","a":"127.0.0.1"}"#.to_string()
+            )]
+        );
+        let out = emitted(
+            "emit_unmatched_lines true\n<parse>\n@type none\n</parse>",
+            &[b"<14>any text\nsecond line", b"no pri"],
+        );
+        assert_eq!(
+            out[0],
+            (
+                "s.user.info".to_string(),
+                r#"{"message":"any text"}"#.to_string()
+            )
+        );
+        assert_eq!(
+            out[1],
+            (
+                "s.unmatched".to_string(),
+                r#"{"unmatched_line":"no pri"}"#.to_string()
+            )
+        );
+        assert_eq!(out.len(), 2);
+    }
 
     #[test]
     fn pri_prefix() {
