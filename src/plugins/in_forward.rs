@@ -22,9 +22,10 @@ use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventTime, Value};
 use crate::forward::codec::{self, DecodeOptions, RawMessage, ScanState};
 use crate::forward::handshake::{self, ClientRule, IpNet, ServerSecurity};
-use crate::forward::tls::{self, ServerTlsSettings};
 use crate::forward::Stream;
 use crate::router::{Emitter, Shutdown};
+use crate::server::transport::{self, Protocol, TransportConf};
+use crate::server::{self, peer_ip, reverse_lookup, wait_readable};
 
 #[derive(Debug, Deserialize)]
 struct UserConf {
@@ -53,70 +54,6 @@ struct SecurityConf {
     user: Vec<UserConf>,
     #[serde(default)]
     client: Vec<ClientConf>,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Default)]
-#[serde(rename_all = "snake_case")]
-enum Protocol {
-    #[default]
-    Tcp,
-    Tls,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
-#[serde(rename_all = "snake_case")]
-enum CertDigest {
-    Sha1,
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-/// The server helper's `<transport>` section.
-#[derive(Debug, Deserialize)]
-struct TransportConf {
-    #[serde(rename = "@arg", default)]
-    protocol: Protocol,
-    receive_buffer_size: Option<Size>,
-    #[serde(default)]
-    linger_timeout: i64,
-    #[serde(default = "tls_v12")]
-    version: String,
-    min_version: Option<String>,
-    max_version: Option<String>,
-    #[serde(default = "default_ciphers")]
-    #[allow(dead_code)]
-    ciphers: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    insecure: bool,
-    #[serde(default)]
-    ensure_fips: bool,
-    ca_path: Option<String>,
-    cert_path: Option<String>,
-    private_key_path: Option<String>,
-    private_key_passphrase: Option<String>,
-    #[serde(default)]
-    client_cert_auth: bool,
-    ca_cert_path: Option<String>,
-    ca_private_key_path: Option<String>,
-    ca_private_key_passphrase: Option<String>,
-    cert_verifier: Option<String>,
-    #[serde(default = "key_length")]
-    #[allow(dead_code)]
-    generate_private_key_length: i64,
-    #[serde(default = "country")]
-    generate_cert_country: String,
-    #[serde(default = "state")]
-    generate_cert_state: String,
-    #[serde(default = "locality")]
-    generate_cert_locality: String,
-    generate_cert_common_name: Option<String>,
-    #[serde(default = "ten_years")]
-    generate_cert_expiration: Time,
-    #[serde(default = "sha256")]
-    #[allow(dead_code)]
-    generate_cert_digest: CertDigest,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,30 +99,6 @@ fn half_second() -> Time {
 }
 fn default_decompression_limit() -> Size {
     Size(256 << 20)
-}
-fn tls_v12() -> String {
-    "TLSv1_2".into()
-}
-fn default_ciphers() -> String {
-    "ALL:!aNULL:!eNULL:!SSLv2".into()
-}
-fn key_length() -> i64 {
-    2048
-}
-fn country() -> String {
-    "US".into()
-}
-fn state() -> String {
-    "CA".into()
-}
-fn locality() -> String {
-    "Mountain View".into()
-}
-fn ten_years() -> Time {
-    Time(10.0 * 365.0 * 86400.0)
-}
-fn sha256() -> CertDigest {
-    CertDigest::Sha256
 }
 
 /// A message larger than this is refused even without `chunk_size_limit`: the connection would
@@ -281,39 +194,6 @@ fn build_security(elem: &Element, sec: SecurityConf) -> Result<ServerSecurity, C
     })
 }
 
-fn build_tls(elem: &Element, t: &TransportConf) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
-    let te = elem.child("transport").unwrap_or(elem);
-    if t.ensure_fips {
-        return Err(te.error("ensure_fips is not supported"));
-    }
-    if t.cert_verifier.is_some() {
-        return Err(te.error("cert_verifier (a Ruby script) is not supported"));
-    }
-    if t.private_key_passphrase.is_some() || t.ca_private_key_passphrase.is_some() {
-        return Err(te.error(
-            "encrypted private keys are not supported: decrypt the key and drop the passphrase",
-        ));
-    }
-    let s = ServerTlsSettings {
-        version: t.version.clone(),
-        min_version: t.min_version.clone(),
-        max_version: t.max_version.clone(),
-        cert_path: t.cert_path.clone(),
-        private_key_path: t.private_key_path.clone(),
-        private_key_passphrase: None,
-        ca_path: t.ca_path.clone(),
-        client_cert_auth: t.client_cert_auth,
-        ca_cert_path: t.ca_cert_path.clone(),
-        ca_private_key_path: t.ca_private_key_path.clone(),
-        common_name: t.generate_cert_common_name.clone(),
-        country: t.generate_cert_country.clone(),
-        state: t.generate_cert_state.clone(),
-        locality: t.generate_cert_locality.clone(),
-        expiration_secs: t.generate_cert_expiration.0,
-    };
-    tls::server_config(&s).map_err(|e| te.error(e))
-}
-
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, ConfigError> {
     let cfg: ForwardInputConfig = ctx.configure(elem, "forward")?;
     if cfg.tag.as_deref() == Some("") {
@@ -353,8 +233,14 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
         None => None,
     };
     let tls = match &cfg.transport {
-        Some(t) if t.protocol == Protocol::Tls => Some(build_tls(elem, t)?),
-        _ => None,
+        Some(t) => match t
+            .protocol(Protocol::Tcp, &[Protocol::Tcp, Protocol::Tls])
+            .map_err(|e| param_error(elem, "transport", e))?
+        {
+            Protocol::Tls => Some(transport::tls_config(elem, t)?),
+            _ => None,
+        },
+        None => None,
     };
     // The deprecated top-level linger_timeout wins over `<transport>`'s (default 0).
     let linger = cfg
@@ -402,76 +288,9 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
     }))
 }
 
-fn resolve_bind(bind: &str, port: u16) -> anyhow::Result<SocketAddr> {
-    (bind, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("cannot resolve bind address {bind}"))
-}
-
-fn listen(s: &Settings) -> anyhow::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let addr = resolve_bind(&s.bind, s.port)?;
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    sock.set_reuse_address(true)?;
-    sock.bind(&addr.into())
-        .map_err(|e| anyhow::anyhow!("{e} - bind(2) for \"{}\" port {}", s.bind, s.port))?;
-    sock.listen(s.backlog.unwrap_or(libc::SOMAXCONN))?;
-    Ok(sock.into())
-}
-
-/// Waits until `fd` is readable or `timeout` passes.
-fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: one valid pollfd for the duration of the call.
-    let rc = unsafe { libc::poll(&mut p, 1, ms) };
-    rc > 0
-}
-
-/// The peer's host name by reverse lookup, or its address when there is none.
-fn reverse_lookup(ip: IpAddr) -> String {
-    let sa: socket2::SockAddr = SocketAddr::new(ip, 0).into();
-    let mut host = [0 as libc::c_char; 1025];
-    // SAFETY: sa is a valid sockaddr of sa.len() bytes; host is a writable buffer of its length.
-    let rc = unsafe {
-        libc::getnameinfo(
-            sa.as_ptr(),
-            sa.len(),
-            host.as_mut_ptr(),
-            host.len() as libc::socklen_t,
-            std::ptr::null_mut(),
-            0,
-            0,
-        )
-    };
-    if rc != 0 {
-        return ip.to_string();
-    }
-    // SAFETY: getnameinfo NUL-terminates what it writes into host.
-    unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn peer_ip(peer: &SocketAddr) -> IpAddr {
-    match peer.ip() {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
-}
-
 fn bind_sockets(s: &Settings) -> anyhow::Result<(TcpListener, UdpSocket)> {
-    let listener = listen(s)?;
-    listener.set_nonblocking(true)?;
-    let udp = UdpSocket::bind(resolve_bind(&s.bind, s.port)?)
+    let listener = server::listen_tcp(&s.bind, s.port, s.backlog)?;
+    let udp = UdpSocket::bind(server::resolve_bind(&s.bind, s.port)?)
         .map_err(|e| anyhow::anyhow!("{e} - bind(2) for \"{}\" port {} (udp)", s.bind, s.port))?;
     udp.set_read_timeout(Some(s.blocking_timeout))?;
     tracing::info!("listening port port={} bind=\"{}\"", s.port, s.bind);

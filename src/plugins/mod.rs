@@ -21,9 +21,14 @@ pub mod formatter_single_value;
 pub mod formatter_stdout;
 pub mod formatter_tsv;
 pub mod in_forward;
+pub mod in_http;
 pub mod in_sample;
+pub mod in_syslog;
 pub mod in_systemd;
 pub mod in_tail;
+pub mod in_tcp;
+pub mod in_udp;
+pub mod in_unix;
 pub mod inject;
 pub mod out_copy;
 pub mod out_elasticsearch;
@@ -242,6 +247,11 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("dummy", in_sample::create),
     ("systemd", in_systemd::create),
     ("forward", in_forward::create),
+    ("http", in_http::create),
+    ("tcp", in_tcp::create),
+    ("udp", in_udp::create),
+    ("syslog", in_syslog::create),
+    ("unix", in_unix::create),
 ];
 
 pub const FILTERS: &[(&str, FilterCtor)] = &[
