@@ -7,6 +7,8 @@ use crate::router::{Emitter, ErrorSink, Shutdown};
 
 pub mod buf_file;
 pub mod buf_memory;
+pub mod exec_util;
+pub mod extract;
 pub mod filter_grep;
 pub mod filter_parser;
 pub mod filter_record_transformer;
@@ -20,17 +22,21 @@ pub mod formatter_out_file;
 pub mod formatter_single_value;
 pub mod formatter_stdout;
 pub mod formatter_tsv;
+pub mod in_exec;
 pub mod in_forward;
 pub mod in_sample;
 pub mod in_systemd;
 pub mod in_tail;
 pub mod inject;
 pub mod out_copy;
+pub mod out_exec;
+pub mod out_exec_filter;
 pub mod out_file;
 pub mod out_forward;
 pub mod out_null;
 pub mod out_relabel;
 pub mod out_rewrite_tag_filter;
+pub mod out_roundrobin;
 pub mod out_stdout;
 pub mod parser;
 pub mod parser_apache2;
@@ -199,6 +205,16 @@ pub trait Parser: Send + Sync {
         emit: &mut dyn FnMut(Option<EventTime>, Record),
     ) -> Result<(), ParserError>;
 
+    /// Reads a whole stream as Fluentd's `parse_io` (json, msgpack). `None`: this parser reads
+    /// line by line.
+    fn parse_io(
+        &self,
+        _reader: &mut dyn std::io::Read,
+        _emit: &mut dyn FnMut(Option<EventTime>, Record),
+    ) -> Option<Result<(), ParserError>> {
+        None
+    }
+
     /// Multi-line parsers (`@type multiline`) make in_tail buffer lines until the next first line.
     fn is_multiline(&self) -> bool {
         false
@@ -228,6 +244,7 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("dummy", in_sample::create),
     ("systemd", in_systemd::create),
     ("forward", in_forward::create),
+    ("exec", in_exec::create),
 ];
 
 pub const FILTERS: &[(&str, FilterCtor)] = &[
@@ -245,6 +262,9 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("copy", out_copy::create),
     ("relabel", out_relabel::create),
     ("rewrite_tag_filter", out_rewrite_tag_filter::create),
+    ("exec", out_exec::create),
+    ("exec_filter", out_exec_filter::create),
+    ("roundrobin", out_roundrobin::create),
 ];
 
 pub const PARSERS: &[(&str, ParserCtor)] = &[
