@@ -313,19 +313,63 @@ fn type_of<'a>(elem: &'a Element, directive: &str) -> Result<&'a str, ConfigErro
     })
 }
 
+/// Fluentd's `PluginId`: an `@id` names one plugin of the whole configuration.
+fn claim_id(elem: &Element, ctx: &PluginContext) -> Result<(), ConfigError> {
+    if let Some(id) = elem.get("@id") {
+        if ctx
+            .variable_store
+            .claim(&format!("plugin_id:{id}"), id)
+            .is_err()
+        {
+            let at = elem.param("@id").map(|p| p.span.clone());
+            let msg = format!("Duplicated plugin id `{id}`. Check whole configuration and fix it.");
+            return Err(match at {
+                Some(span) => ConfigError::at(msg, &span),
+                None => elem.error(msg),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A `<buffer>` / `<storage>` whose `@type` is not a known plugin is a config error in every
+/// plugin that takes the section (outputs that write synchronously included).
+pub fn check_section_type(
+    elem: &Element,
+    section: &str,
+    known: &[&str],
+) -> Result<(), ConfigError> {
+    for s in elem.children(section) {
+        if let Some(t) = s.plugin_type() {
+            if !known.contains(&t) {
+                return Err(s.error(format!(
+                    "Unknown {section} plugin '{t}'. Run 'gem search -rd fluent-plugin' to find plugins"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `<buffer> @type` names ferrentd has.
+pub const BUFFER_TYPES: &[&str] = &["memory", "file"];
+
 pub fn new_input(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, ConfigError> {
+    claim_id(elem, ctx)?;
     let name = type_of(elem, "source")?;
     let ctor = lookup(INPUTS, name).ok_or_else(|| unknown("input", name, elem))?;
     ctor(elem, ctx)
 }
 
 pub fn new_filter(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Filter>, ConfigError> {
+    claim_id(elem, ctx)?;
     let name = type_of(elem, "filter")?;
     let ctor = lookup(FILTERS, name).ok_or_else(|| unknown("filter", name, elem))?;
     ctor(elem, ctx)
 }
 
 pub fn new_output(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Output>, ConfigError> {
+    claim_id(elem, ctx)?;
     let name = type_of(elem, &elem.name)?;
     let ctor = lookup(OUTPUTS, name).ok_or_else(|| unknown("output", name, elem))?;
     ctor(elem, ctx)
@@ -357,4 +401,64 @@ pub fn registered_names() -> Vec<(&'static str, &'static str)> {
     v.extend(PARSERS.iter().map(|(n, _)| ("parser", *n)));
     v.extend(FORMATTERS.iter().map(|(n, _)| ("formatter", *n)));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duplicated_plugin_id_is_a_config_error() {
+        let ctx = PluginContext::for_tests();
+        let a = crate::test_util::directive("<match a>\n@type null\n@id same\n</match>");
+        let b = crate::test_util::directive("<filter b>\n@type stdout\n@id same\n</filter>");
+        assert!(new_output(&a, &ctx).is_ok());
+        let e = new_filter(&b, &ctx).err().unwrap();
+        assert_eq!(
+            e.message,
+            "Duplicated plugin id `same`. Check whole configuration and fix it."
+        );
+        // Another configuration (a reload) has its own ids.
+        assert!(new_output(&a, &PluginContext::for_tests()).is_ok());
+    }
+
+    #[test]
+    fn unknown_buffer_and_storage_types_are_config_errors() {
+        let ctx = PluginContext::for_tests();
+        for (conf, want) in [
+            (
+                "<match a>\n@type stdout\n<buffer>\n@type bogus\n</buffer>\n</match>",
+                "Unknown buffer plugin 'bogus'",
+            ),
+            (
+                "<match a>\n@type null\n<buffer>\n@type bogus\n</buffer>\n</match>",
+                "Unknown buffer plugin 'bogus'",
+            ),
+        ] {
+            let e = new_output(&crate::test_util::directive(conf), &ctx)
+                .err()
+                .unwrap();
+            assert!(e.message.starts_with(want), "{}", e.message);
+        }
+        let e = new_input(
+            &crate::test_util::directive(
+                "<source>\n@type sample\ntag t\n<storage>\n@type redis\n</storage>\n</source>",
+            ),
+            &ctx,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.message.starts_with("Unknown storage plugin 'redis'"),
+            "{}",
+            e.message
+        );
+        assert!(new_output(
+            &crate::test_util::directive(
+                "<match a>\n@type stdout\n<buffer>\n@type memory\n</buffer>\n</match>"
+            ),
+            &ctx
+        )
+        .is_ok());
+    }
 }
