@@ -249,7 +249,7 @@ impl RegexpParser {
             if conf.multiline {
                 flags.push('m');
             }
-            re = RubyRegex::new(&re.source().to_string(), &flags).map_err(|e| elem.error(e))?;
+            re = RubyRegex::new(re.source(), &flags).map_err(|e| elem.error(e))?;
         }
         if !re.capture_names().iter().any(Option::is_some) {
             return Err(elem.error(
