@@ -106,6 +106,47 @@ pub fn system_config(root: &Element, strict: bool) -> Result<SystemConfig, Confi
     )
 }
 
+/// The label that receives Fluentd's own log events.
+pub const LOG_EVENT_LABEL: &str = "@FLUENT_LOG";
+
+/// The tags of log events, one per level.
+pub const LOG_EVENT_TAGS: [&str; 6] = [
+    "fluent.trace",
+    "fluent.debug",
+    "fluent.info",
+    "fluent.warn",
+    "fluent.error",
+    "fluent.fatal",
+];
+
+/// Fluentd's warnings for top-level matches that capture log events (without `@FLUENT_LOG`).
+/// Returns the tags matched.
+fn log_event_match_warnings(root: &Router) -> Vec<&'static str> {
+    let matched: Vec<&str> = LOG_EVENT_TAGS
+        .iter()
+        .copied()
+        .filter(|t| root.has_match(t))
+        .collect();
+    if matched.is_empty() {
+        return matched;
+    }
+    tracing::warn!(
+        "define <match fluent.**> to capture fluentd logs in top level is deprecated. Use <label @FLUENT_LOG> instead"
+    );
+    let unmatched: Vec<String> = LOG_EVENT_TAGS
+        .iter()
+        .filter(|t| !matched.contains(t))
+        .map(|t| format!("\"{t}\""))
+        .collect();
+    if !unmatched.is_empty() {
+        tracing::warn!(
+            "some tags for log events are not defined in top level (to be ignored) tags=[{}]",
+            unmatched.join(", ")
+        );
+    }
+    matched
+}
+
 /// A built, not yet running, event graph.
 pub struct Engine {
     inputs: Vec<(String, Box<dyn Input>, Emitter)>,
@@ -258,6 +299,9 @@ impl Engine {
             own.bind(router);
         }
         let root_router = build_router("@ROOT", &root, &root_emitter)?;
+        if !labels.contains_key(LOG_EVENT_LABEL) {
+            log_event_match_warnings(&root_router);
+        }
         root_emitter.bind(root_router);
         let mut inputs = Vec::new();
         for e in directives.iter().filter(|e| e.name == "source") {
@@ -398,6 +442,32 @@ mod order_tests {
             Ok(_) => String::new(),
             Err(e) => e.message,
         }
+    }
+
+    #[test]
+    fn top_level_log_event_matches_warn() {
+        let root = crate::config_parser::parse_str(
+            "<match fluent.warn fluent.error fluent.fatal>\n@type null\n</match>",
+            std::path::Path::new("fluent.conf"),
+            &Default::default(),
+        )
+        .unwrap();
+        let (r, logs) = crate::test_util::capture_logs(|| {
+            Engine::build(&root, &EngineOptions::default()).is_ok()
+        });
+        assert!(r);
+        assert!(logs.contains(&"[warn]: define <match fluent.**> to capture fluentd logs in top level is deprecated. Use <label @FLUENT_LOG> instead".to_string()));
+        assert!(logs.contains(&"[warn]: some tags for log events are not defined in top level (to be ignored) tags=[\"fluent.trace\", \"fluent.debug\", \"fluent.info\"]".to_string()));
+        let root = crate::config_parser::parse_str(
+            "<match fluent.**>\n@type null\n</match>\n<label @FLUENT_LOG>\n<match **>\n@type null\n</match>\n</label>",
+            std::path::Path::new("fluent.conf"),
+            &Default::default(),
+        )
+        .unwrap();
+        let (_, logs) = crate::test_util::capture_logs(|| {
+            Engine::build(&root, &EngineOptions::default()).is_ok()
+        });
+        assert!(!logs.iter().any(|l| l.contains("deprecated")));
     }
 
     #[test]

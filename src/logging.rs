@@ -94,6 +94,32 @@ where
     }
 }
 
+/// Collects an event's message (and any other fields as ` key=value`), as the text log shows it.
+#[derive(Default)]
+pub struct MessageVisitor(pub String);
+
+impl tracing::field::Visit for MessageVisitor {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        use std::fmt::Write as _;
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+}
+
+/// The level name Fluentd uses.
+pub fn level_name(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "trace",
+        Level::DEBUG => "debug",
+        Level::INFO => "info",
+        Level::WARN => "warn",
+        Level::ERROR => "error",
+    }
+}
+
 /// Where log lines go.
 pub enum LogTarget {
     Stderr,
