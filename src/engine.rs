@@ -45,7 +45,7 @@ pub struct SystemConfig {
     #[serde(default)]
     pub root_dir: Option<String>,
     #[serde(default)]
-    pub log_level: Option<String>,
+    pub log_level: Option<crate::logging::LogLevel>,
     #[serde(default)]
     pub suppress_repeated_stacktrace: Option<bool>,
     #[serde(default)]
@@ -116,6 +116,47 @@ pub fn system_config(root: &Element, strict: bool) -> Result<SystemConfig, Confi
             plugin: "system".to_string(),
         },
     )
+}
+
+/// The label that receives Fluentd's own log events.
+pub const LOG_EVENT_LABEL: &str = "@FLUENT_LOG";
+
+/// The tags of log events, one per level.
+pub const LOG_EVENT_TAGS: [&str; 6] = [
+    "fluent.trace",
+    "fluent.debug",
+    "fluent.info",
+    "fluent.warn",
+    "fluent.error",
+    "fluent.fatal",
+];
+
+/// Fluentd's warnings for top-level matches that capture log events (without `@FLUENT_LOG`).
+/// Returns the tags matched.
+fn log_event_match_warnings(root: &Router) -> Vec<&'static str> {
+    let matched: Vec<&str> = LOG_EVENT_TAGS
+        .iter()
+        .copied()
+        .filter(|t| root.has_match(t))
+        .collect();
+    if matched.is_empty() {
+        return matched;
+    }
+    tracing::warn!(
+        "define <match fluent.**> to capture fluentd logs in top level is deprecated. Use <label @FLUENT_LOG> instead"
+    );
+    let unmatched: Vec<String> = LOG_EVENT_TAGS
+        .iter()
+        .filter(|t| !matched.contains(t))
+        .map(|t| format!("\"{t}\""))
+        .collect();
+    if !unmatched.is_empty() {
+        tracing::warn!(
+            "some tags for log events are not defined in top level (to be ignored) tags=[{}]",
+            unmatched.join(", ")
+        );
+    }
+    matched
 }
 
 /// A built, not yet running, event graph.
@@ -218,18 +259,6 @@ impl Engine {
             }
         };
 
-        let mut inputs = Vec::new();
-        for e in directives.iter().filter(|e| e.name == "source") {
-            let router = resolve(e, &root_emitter)?;
-            let ctx = PluginContext {
-                router: router.clone(),
-                ..base.clone()
-            };
-            let input = plugins::new_input(e, &ctx)?;
-            let name = e.plugin_type().unwrap_or("?").to_string();
-            inputs.push((name, input, router));
-        }
-
         let mut outputs: Vec<Arc<dyn Output>> = Vec::new();
         let mut build_router =
             |name: &str, parent: &Element, own: &Emitter| -> Result<Arc<Router>, ConfigError> {
@@ -272,8 +301,8 @@ impl Engine {
                 Ok(Arc::new(Router::new(name, rules, errors.clone())))
             };
 
-        let root_router = build_router("@ROOT", &root, &root_emitter)?;
-        root_emitter.bind(root_router);
+        // Fluentd's order: labels, then the top level's filters and matches, then sources, so
+        // the first error reported is the one Fluentd reports.
         for e in label_elems {
             let name = e.arg.trim();
             let own = labels
@@ -283,6 +312,23 @@ impl Engine {
             let router = build_router(name, e, &own)?;
             own.bind(router);
         }
+        let root_router = build_router("@ROOT", &root, &root_emitter)?;
+        if !labels.contains_key(LOG_EVENT_LABEL) {
+            log_event_match_warnings(&root_router);
+        }
+        root_emitter.bind(root_router);
+        let mut inputs = Vec::new();
+        for e in directives.iter().filter(|e| e.name == "source") {
+            let router = resolve(e, &root_emitter)?;
+            let ctx = PluginContext {
+                router: router.clone(),
+                ..base.clone()
+            };
+            let input = plugins::new_input(e, &ctx)?;
+            let name = e.plugin_type().unwrap_or("?").to_string();
+            inputs.push((name, input, router));
+        }
+
         if opts.without_source {
             inputs.clear();
         }
@@ -371,5 +417,90 @@ impl Running {
         if n > 0 {
             tracing::warn!("{n} error events were reported during this run");
         }
+    }
+}
+
+#[cfg(test)]
+mod system_tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_system_log_level_is_a_config_error() {
+        let root = crate::config_parser::parse_str(
+            "<system>\nlog_level loud\n</system>",
+            std::path::Path::new("fluent.conf"),
+            &Default::default(),
+        )
+        .unwrap();
+        let e = system_config(&root, false).err().unwrap();
+        assert!(
+            e.message
+                .contains("valid options are trace,debug,info,warn,error,fatal but got loud"),
+            "{}",
+            e.message
+        );
+        let root = crate::config_parser::parse_str(
+            "<system>\nlog_level warn\n</system>",
+            std::path::Path::new("fluent.conf"),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            system_config(&root, false).unwrap().log_level,
+            Some(crate::logging::LogLevel::Warn)
+        );
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    fn first_error(text: &str) -> String {
+        let root = crate::config_parser::parse_str(
+            text,
+            std::path::Path::new("fluent.conf"),
+            &Default::default(),
+        )
+        .unwrap();
+        match Engine::build(&root, &EngineOptions::default()) {
+            Ok(_) => String::new(),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn top_level_log_event_matches_warn() {
+        let root = crate::config_parser::parse_str(
+            "<match fluent.warn fluent.error fluent.fatal>\n@type null\n</match>",
+            std::path::Path::new("fluent.conf"),
+            &Default::default(),
+        )
+        .unwrap();
+        let (r, logs) = crate::test_util::capture_logs(|| {
+            Engine::build(&root, &EngineOptions::default()).is_ok()
+        });
+        assert!(r);
+        assert!(logs.contains(&"[warn]: define <match fluent.**> to capture fluentd logs in top level is deprecated. Use <label @FLUENT_LOG> instead".to_string()));
+        assert!(logs.contains(&"[warn]: some tags for log events are not defined in top level (to be ignored) tags=[\"fluent.trace\", \"fluent.debug\", \"fluent.info\"]".to_string()));
+        let root = crate::config_parser::parse_str(
+            "<match fluent.**>\n@type null\n</match>\n<label @FLUENT_LOG>\n<match **>\n@type null\n</match>\n</label>",
+            std::path::Path::new("fluent.conf"),
+            &Default::default(),
+        )
+        .unwrap();
+        let (_, logs) = crate::test_util::capture_logs(|| {
+            Engine::build(&root, &EngineOptions::default()).is_ok()
+        });
+        assert!(!logs.iter().any(|l| l.contains("deprecated")));
+    }
+
+    #[test]
+    fn config_errors_come_in_fluentd_order() {
+        let conf = "<source>\n@type nosuchinput\n</source>\n<match a>\n@type nosuchoutput\n</match>\n<label @L>\n<match b>\n@type nosuchlabelout\n</match>\n</label>";
+        assert!(first_error(conf).starts_with("Unknown output plugin 'nosuchlabelout'"));
+        let conf =
+            "<source>\n@type nosuchinput\n</source>\n<match a>\n@type nosuchoutput\n</match>";
+        assert!(first_error(conf).starts_with("Unknown output plugin 'nosuchoutput'"));
     }
 }

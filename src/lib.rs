@@ -1,6 +1,7 @@
 //! ferrentd: a Fluentd-compatible log processor. See `docs/architecture.md`.
 
 pub mod buffer;
+pub mod child_process;
 pub mod config_parser;
 pub mod engine;
 pub mod event;

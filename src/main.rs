@@ -275,7 +275,7 @@ fn main() -> ExitCode {
         .as_ref()
         .ok()
         .and_then(|root| engine::system_config(root, false).ok())
-        .and_then(|s| s.log_level.and_then(|l| LogLevel::parse(&l)))
+        .and_then(|s| s.log_level)
         .unwrap_or(LogLevel::Info);
     let level = if cli.verbose > 0 || cli.quiet > 0 {
         pre_level.min(LogLevel::from_flags(cli.verbose, cli.quiet, base))

@@ -46,3 +46,33 @@ pub fn directive(text: &str) -> Element {
         .next()
         .unwrap_or_else(|| panic!("no directive in {text}"))
 }
+
+/// Runs `f` with a logger of its own (this thread only) and returns what it logged, as
+/// `[level]: message` lines.
+pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    struct Collect(Arc<std::sync::Mutex<Vec<String>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Collect {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let mut v = crate::logging::MessageVisitor::default();
+            event.record(&mut v);
+            let line = format!(
+                "[{}]: {}",
+                crate::logging::level_name(event.metadata().level()),
+                v.0
+            );
+            if let Ok(mut l) = self.0.lock() {
+                l.push(line);
+            }
+        }
+    }
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sub = tracing_subscriber::registry().with(Collect(lines.clone()));
+    let r = tracing::subscriber::with_default(sub, f);
+    let out = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    (r, out)
+}

@@ -157,6 +157,7 @@ pub fn secondary_types() -> Vec<(&'static str, BufferedCtor)> {
     vec![
         ("secondary_file", secondary::create),
         ("file", crate::plugins::out_file::create_secondary),
+        ("null", crate::plugins::out_null::create_secondary),
     ]
 }
 

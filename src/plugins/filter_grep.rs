@@ -320,12 +320,35 @@ impl Filter for Grep {
 }
 
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Filter>, ConfigError> {
+    for (name, section) in [("regexp", "<regexp>"), ("exclude", "<exclude>")] {
+        for i in 1..=20 {
+            if elem.has(&format!("{name}{i}")) {
+                tracing::warn!("'{name}{i}' parameter is deprecated: Use {section} section");
+            }
+        }
+    }
     Ok(Box::new(Grep::configure(elem, ctx)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flat_regexp_n_warns_as_deprecated() {
+        let elem = crate::test_util::directive(
+            "<filter **>\n@type grep\nregexp1 msg a\nexclude2 msg b\n</filter>",
+        );
+        let (r, logs) =
+            crate::test_util::capture_logs(|| create(&elem, &PluginContext::for_tests()).is_ok());
+        assert!(r);
+        assert!(logs.contains(
+            &"[warn]: 'regexp1' parameter is deprecated: Use <regexp> section".to_string()
+        ));
+        assert!(logs.contains(
+            &"[warn]: 'exclude2' parameter is deprecated: Use <exclude> section".to_string()
+        ));
+    }
     use crate::event::EventTime;
     use crate::test_util::{directive, json_record};
 

@@ -25,6 +25,8 @@ struct SampleConfig {
     #[serde(default)]
     #[allow(dead_code)]
     suspend: bool,
+    #[allow(dead_code)]
+    storage: Option<crate::config_parser::Nested>,
 }
 
 fn one() -> i64 {
@@ -41,6 +43,7 @@ pub struct SampleInput {
 
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, ConfigError> {
     let cfg: SampleConfig = ctx.configure(elem, "sample")?;
+    super::check_section_type(elem, "storage", &["local"])?;
     let text = cfg
         .sample
         .unwrap_or_else(|| r#"[{"message":"sample"}]"#.to_string());

@@ -493,7 +493,16 @@ impl Settings {
         let mut out = Vec::new();
         for p in expand_braces(pat, self.glob_policy == GlobPolicy::Always) {
             if let Ok(g) = glob::glob(&p) {
-                out.extend(g.filter_map(Result::ok));
+                // Ruby's Dir.glob keeps a leading `./` of the pattern; path_key and the log
+                // lines show the path that way.
+                let dot = p.starts_with("./");
+                out.extend(g.filter_map(Result::ok).map(|e| {
+                    if dot && !e.starts_with(".") {
+                        Path::new(".").join(e)
+                    } else {
+                        e
+                    }
+                }));
             }
         }
         out
@@ -1787,6 +1796,59 @@ mod tests {
             s.strftime("/l/%Q.log"),
             timefmt::strftime(EventTime::now(), "/l/%Q.log", &TimeZoneSpec::Utc)
         );
+    }
+
+    #[test]
+    fn glob_keeps_a_leading_dot_slash() {
+        let dir = tempfile::Builder::new()
+            .prefix("glob-dot-")
+            .tempdir_in("target")
+            .unwrap();
+        std::fs::write(dir.path().join("a.log"), "x\n").unwrap();
+        let name = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mut s = settings_for_tests();
+        s.paths = vec![format!("./target/{name}/*.log")];
+        let got = s.expand(&mut Vec::new());
+        assert_eq!(got, vec![(format!("./target/{name}/a.log"), true)]);
+        s.paths = vec![format!("target/{name}/*.log")];
+        assert_eq!(
+            s.expand(&mut Vec::new()),
+            vec![(format!("target/{name}/a.log"), true)]
+        );
+    }
+
+    fn settings_for_tests() -> Settings {
+        Settings {
+            paths: vec![],
+            excludes: vec![],
+            tag_prefix: "app.".into(),
+            tag_suffix: Some(String::new()),
+            glob_policy: GlobPolicy::BackwardCompatible,
+            path_zone: TimeZoneSpec::Utc,
+            rotate_wait: Duration::from_secs(5),
+            read_from_head: true,
+            refresh_interval: Duration::from_secs(60),
+            read_lines_limit: 1000,
+            bytes_per_second: None,
+            multiline_flush: None,
+            emit_unmatched: false,
+            path_key: None,
+            limit_recently_modified: None,
+            skip_refresh_on_startup: false,
+            follow_inodes: false,
+            open_on_every_update: false,
+            ignore_repeated_permission_error: false,
+            compaction_interval: None,
+            max_line_size: None,
+            transcode: Transcode::None,
+            groups: None,
+            parser: Arc::new(NoneParser),
+        }
     }
 
     struct NoneParser;

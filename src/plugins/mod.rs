@@ -7,6 +7,8 @@ use crate::router::{Emitter, ErrorSink, Shutdown};
 
 pub mod buf_file;
 pub mod buf_memory;
+pub mod exec_util;
+pub mod extract;
 pub mod filter_grep;
 pub mod filter_parser;
 pub mod filter_record_transformer;
@@ -20,6 +22,7 @@ pub mod formatter_out_file;
 pub mod formatter_single_value;
 pub mod formatter_stdout;
 pub mod formatter_tsv;
+pub mod in_exec;
 pub mod in_forward;
 pub mod in_http;
 pub mod in_sample;
@@ -32,6 +35,8 @@ pub mod in_unix;
 pub mod inject;
 pub mod out_copy;
 pub mod out_elasticsearch;
+pub mod out_exec;
+pub mod out_exec_filter;
 pub mod out_file;
 pub mod out_forward;
 pub mod out_http;
@@ -39,6 +44,7 @@ pub mod out_loki;
 pub mod out_null;
 pub mod out_relabel;
 pub mod out_rewrite_tag_filter;
+pub mod out_roundrobin;
 pub mod out_stdout;
 pub mod parser;
 pub mod parser_apache2;
@@ -218,6 +224,16 @@ pub trait Parser: Send + Sync {
         emit: &mut dyn FnMut(Option<EventTime>, Record),
     ) -> Result<(), ParserError>;
 
+    /// Reads a whole stream as Fluentd's `parse_io` (json, msgpack). `None`: this parser reads
+    /// line by line.
+    fn parse_io(
+        &self,
+        _reader: &mut dyn std::io::Read,
+        _emit: &mut dyn FnMut(Option<EventTime>, Record),
+    ) -> Option<Result<(), ParserError>> {
+        None
+    }
+
     /// Multi-line parsers (`@type multiline`) make in_tail buffer lines until the next first line.
     fn is_multiline(&self) -> bool {
         false
@@ -252,6 +268,7 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("udp", in_udp::create),
     ("syslog", in_syslog::create),
     ("unix", in_unix::create),
+    ("exec", in_exec::create),
 ];
 
 pub const FILTERS: &[(&str, FilterCtor)] = &[
@@ -277,6 +294,9 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("copy", out_copy::create),
     ("relabel", out_relabel::create),
     ("rewrite_tag_filter", out_rewrite_tag_filter::create),
+    ("exec", out_exec::create),
+    ("exec_filter", out_exec_filter::create),
+    ("roundrobin", out_roundrobin::create),
 ];
 
 pub const PARSERS: &[(&str, ParserCtor)] = &[
@@ -328,19 +348,63 @@ fn type_of<'a>(elem: &'a Element, directive: &str) -> Result<&'a str, ConfigErro
     })
 }
 
+/// Fluentd's `PluginId`: an `@id` names one plugin of the whole configuration.
+fn claim_id(elem: &Element, ctx: &PluginContext) -> Result<(), ConfigError> {
+    if let Some(id) = elem.get("@id") {
+        if ctx
+            .variable_store
+            .claim(&format!("plugin_id:{id}"), id)
+            .is_err()
+        {
+            let at = elem.param("@id").map(|p| p.span.clone());
+            let msg = format!("Duplicated plugin id `{id}`. Check whole configuration and fix it.");
+            return Err(match at {
+                Some(span) => ConfigError::at(msg, &span),
+                None => elem.error(msg),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A `<buffer>` / `<storage>` whose `@type` is not a known plugin is a config error in every
+/// plugin that takes the section (outputs that write synchronously included).
+pub fn check_section_type(
+    elem: &Element,
+    section: &str,
+    known: &[&str],
+) -> Result<(), ConfigError> {
+    for s in elem.children(section) {
+        if let Some(t) = s.plugin_type() {
+            if !known.contains(&t) {
+                return Err(s.error(format!(
+                    "Unknown {section} plugin '{t}'. Run 'gem search -rd fluent-plugin' to find plugins"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `<buffer> @type` names ferrentd has.
+pub const BUFFER_TYPES: &[&str] = &["memory", "file"];
+
 pub fn new_input(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, ConfigError> {
+    claim_id(elem, ctx)?;
     let name = type_of(elem, "source")?;
     let ctor = lookup(INPUTS, name).ok_or_else(|| unknown("input", name, elem))?;
     ctor(elem, ctx)
 }
 
 pub fn new_filter(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Filter>, ConfigError> {
+    claim_id(elem, ctx)?;
     let name = type_of(elem, "filter")?;
     let ctor = lookup(FILTERS, name).ok_or_else(|| unknown("filter", name, elem))?;
     ctor(elem, ctx)
 }
 
 pub fn new_output(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Output>, ConfigError> {
+    claim_id(elem, ctx)?;
     let name = type_of(elem, &elem.name)?;
     let ctor = lookup(OUTPUTS, name).ok_or_else(|| unknown("output", name, elem))?;
     if let Some(capture) = &ctx.output_capture {
@@ -379,4 +443,64 @@ pub fn registered_names() -> Vec<(&'static str, &'static str)> {
     v.extend(PARSERS.iter().map(|(n, _)| ("parser", *n)));
     v.extend(FORMATTERS.iter().map(|(n, _)| ("formatter", *n)));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duplicated_plugin_id_is_a_config_error() {
+        let ctx = PluginContext::for_tests();
+        let a = crate::test_util::directive("<match a>\n@type null\n@id same\n</match>");
+        let b = crate::test_util::directive("<filter b>\n@type stdout\n@id same\n</filter>");
+        assert!(new_output(&a, &ctx).is_ok());
+        let e = new_filter(&b, &ctx).err().unwrap();
+        assert_eq!(
+            e.message,
+            "Duplicated plugin id `same`. Check whole configuration and fix it."
+        );
+        // Another configuration (a reload) has its own ids.
+        assert!(new_output(&a, &PluginContext::for_tests()).is_ok());
+    }
+
+    #[test]
+    fn unknown_buffer_and_storage_types_are_config_errors() {
+        let ctx = PluginContext::for_tests();
+        for (conf, want) in [
+            (
+                "<match a>\n@type stdout\n<buffer>\n@type bogus\n</buffer>\n</match>",
+                "Unknown buffer plugin 'bogus'",
+            ),
+            (
+                "<match a>\n@type null\n<buffer>\n@type bogus\n</buffer>\n</match>",
+                "Unknown buffer plugin 'bogus'",
+            ),
+        ] {
+            let e = new_output(&crate::test_util::directive(conf), &ctx)
+                .err()
+                .unwrap();
+            assert!(e.message.starts_with(want), "{}", e.message);
+        }
+        let e = new_input(
+            &crate::test_util::directive(
+                "<source>\n@type sample\ntag t\n<storage>\n@type redis\n</storage>\n</source>",
+            ),
+            &ctx,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.message.starts_with("Unknown storage plugin 'redis'"),
+            "{}",
+            e.message
+        );
+        assert!(new_output(
+            &crate::test_util::directive(
+                "<match a>\n@type stdout\n<buffer>\n@type memory\n</buffer>\n</match>"
+            ),
+            &ctx
+        )
+        .is_ok());
+    }
 }

@@ -84,6 +84,7 @@ impl Output for StdoutOutput {
 
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Output>, ConfigError> {
     let _: StdoutConf = ctx.configure(elem, "stdout")?;
+    super::check_section_type(elem, "buffer", super::BUFFER_TYPES)?;
     let inject = Inject::from_owner(elem, ctx)?;
     let formatter = super::new_formatter(&format_element(elem, "stdout"), ctx)?;
     Ok(Box::new(StdoutOutput {

@@ -200,11 +200,15 @@ impl ParserCommon {
             }
         }
         Ok(ParserCommon {
-            time_key: p
-                .time_key
-                .clone()
-                .or(d.time_key.map(str::to_string))
-                .map(String::into_bytes),
+            // `time_key "#{use_nil}"` (or an owner's nil default) overrides the parser's own.
+            time_key: if explicit_nil(elem, "time_key") {
+                None
+            } else {
+                p.time_key
+                    .clone()
+                    .or(d.time_key.map(str::to_string))
+                    .map(String::into_bytes)
+            },
             keep_time_key: p.keep_time_key,
             estimate_current_event: p.estimate_current_event.unwrap_or(true),
             time_parser,
@@ -282,6 +286,67 @@ impl ParserCommon {
         let t = self.parse_time(&mut rec)?;
         self.convert_values(&mut rec);
         Ok((t, rec))
+    }
+}
+
+fn explicit_nil(elem: &Element, key: &str) -> bool {
+    matches!(
+        elem.param(key).map(|p| &p.value),
+        Some(crate::config_parser::ParamValue::Nil)
+    )
+}
+
+/// A copy of `elem` with an owner plugin's defaults for parameters it does not set (Fluentd's
+/// `config_section :parse do config_set_default ... end`); a `None` value means nil.
+pub fn with_defaults(elem: &Element, defaults: &[(&str, Option<&str>)]) -> Element {
+    let mut e = elem.clone();
+    for (k, v) in defaults {
+        if e.has(k) {
+            continue;
+        }
+        match v {
+            Some(v) => e.set(k, v),
+            None => e.params.push(crate::config_parser::Param {
+                key: k.to_string(),
+                value: crate::config_parser::ParamValue::Nil,
+                span: elem.span.clone(),
+            }),
+        }
+    }
+    e
+}
+
+/// Runs `parser` over a byte stream (a child process's output) as Fluentd's in_exec and
+/// out_exec_filter do: parsers that read streams (json, msgpack) take it whole, others get it
+/// line by line without the line end. `on_error` gets each line the parser rejects; a broken
+/// stream ends the reading with an error.
+pub fn parse_stream(
+    parser: &dyn crate::plugins::Parser,
+    reader: &mut dyn std::io::Read,
+    emit: &mut dyn FnMut(Option<EventTime>, Record),
+    on_error: &mut dyn FnMut(&[u8], ParserError),
+) -> Result<(), String> {
+    if let Some(r) = parser.parse_io(reader, emit) {
+        return r.map_err(|e| e.0);
+    }
+    let mut br = std::io::BufReader::with_capacity(64 * 1024, reader);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n =
+            std::io::BufRead::read_until(&mut br, b'\n', &mut line).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(());
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        if let Err(e) = parser.parse(&line, emit) {
+            on_error(&line, e);
+        }
     }
 }
 

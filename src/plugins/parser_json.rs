@@ -71,6 +71,113 @@ impl Parser for JsonParser {
             _ => Err(not_matched()),
         }
     }
+
+    /// Yajl's streaming parse: JSON values one after another, across lines or several on one;
+    /// reading stops at the first invalid one. Only the time is taken (as Fluentd's
+    /// `parse_io`, which does not apply `types`).
+    fn parse_io(
+        &self,
+        reader: &mut dyn std::io::Read,
+        emit: &mut dyn FnMut(Option<EventTime>, Record),
+    ) -> Option<Result<(), ParserError>> {
+        Some(self.stream(reader, emit))
+    }
+}
+
+/// A streamed value larger than this is an error rather than unbounded memory.
+const MAX_STREAM_VALUE: usize = 256 * 1024 * 1024;
+
+/// Where the JSON object or array starting at `buf[0]` ends (exclusive), if `buf` holds all of it.
+fn value_end(buf: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut escaped = false;
+    for (i, &c) in buf.iter().enumerate() {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+impl JsonParser {
+    fn stream(
+        &self,
+        reader: &mut dyn std::io::Read,
+        emit: &mut dyn FnMut(Option<EventTime>, Record),
+    ) -> Result<(), ParserError> {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut start = 0usize;
+        let mut eof = false;
+        let mut chunk = vec![0u8; 8192];
+        loop {
+            while start < buf.len() && buf[start].is_ascii_whitespace() {
+                start += 1;
+            }
+            if start < buf.len() {
+                if !matches!(buf[start], b'{' | b'[') {
+                    return Err(ParserError(format!(
+                        "lexical error: invalid char in json text: {}",
+                        String::from_utf8_lossy(&buf[start..buf.len().min(start + 40)])
+                    )));
+                }
+                if let Some(n) = value_end(&buf[start..]) {
+                    let v = crate::json::decode::parse_value(&buf[start..start + n])
+                        .map_err(ParserError)?;
+                    start += n;
+                    let items = match v {
+                        Value::Array(a) => a,
+                        other => vec![other],
+                    };
+                    for item in items {
+                        if let Value::Map(mut rec) = item {
+                            let t = self.common.parse_time(&mut rec)?;
+                            emit(t, rec);
+                        }
+                    }
+                    continue;
+                }
+                if buf.len() - start > MAX_STREAM_VALUE {
+                    return Err(ParserError("JSON value too large".into()));
+                }
+            }
+            if eof {
+                return if start < buf.len() {
+                    Err(ParserError("premature EOF in json text".into()))
+                } else {
+                    Ok(())
+                };
+            }
+            if start > 0 {
+                buf.drain(..start);
+                start = 0;
+            }
+            match reader.read(&mut chunk) {
+                Ok(0) => eof = true,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ParserError(e.to_string())),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -160,5 +267,39 @@ mod tests {
             parser("@type json\ntypes at:time:%Y-%m-%d\njson_parser yajl\nstream_buffer_size 100");
         let out = parse_all(&*p, r#"{"at": "2024-01-02", "i": 1}"#).unwrap();
         assert_eq!(json(&out[0].1), r#"{"at":1704153600,"i":1}"#);
+    }
+
+    #[test]
+    fn parse_io_streams_values_and_stops_at_invalid_case_414() {
+        let p = parser("@type json\ntime_key \"#{use_nil}\"\nestimate_current_event false");
+        let input = "{\"time\":1700000000,\"msg\":\"a\"}\n{\"msg\":\"b\"}{\"msg\":\"c\"}\n{\n  \"msg\": \"d}\\\"\",\n  \"n\": [1, 2]\n}\nnot json\n{\"msg\":\"lost\"}\n";
+        let mut got = Vec::new();
+        // A reader that hands out 3 bytes at a time, so values cross reads.
+        struct Slow<'a>(&'a [u8]);
+        impl std::io::Read for Slow<'_> {
+            fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(3).min(b.len());
+                b[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let r = p
+            .parse_io(&mut Slow(input.as_bytes()), &mut |t, r| {
+                got.push((t, json(&r)))
+            })
+            .expect("json streams");
+        assert!(r.is_err());
+        let recs: Vec<_> = got.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(
+            recs,
+            vec![
+                r#"{"time":1700000000,"msg":"a"}"#,
+                r#"{"msg":"b"}"#,
+                r#"{"msg":"c"}"#,
+                r#"{"msg":"d}\"","n":[1,2]}"#,
+            ]
+        );
+        assert!(got.iter().all(|(t, _)| t.is_none()));
     }
 }

@@ -53,6 +53,66 @@ impl Parser for MsgpackParser {
             Ok(())
         }
     }
+
+    /// The unpacker's stream: objects as they complete, whatever the read boundaries.
+    fn parse_io(
+        &self,
+        reader: &mut dyn std::io::Read,
+        emit: &mut dyn FnMut(Option<EventTime>, Record),
+    ) -> Option<Result<(), ParserError>> {
+        Some(self.stream(reader, emit))
+    }
+}
+
+impl MsgpackParser {
+    fn stream(
+        &self,
+        reader: &mut dyn std::io::Read,
+        emit: &mut dyn FnMut(Option<EventTime>, Record),
+    ) -> Result<(), ParserError> {
+        use crate::event::msgpack::DErr;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 8192];
+        loop {
+            let n = loop {
+                match reader.read(&mut chunk) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(ParserError(e.to_string())),
+                }
+            };
+            if n == 0 {
+                return if buf.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ParserError("unexpected end of msgpack data".into()))
+                };
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let mut d = Decoder::new(&buf);
+            let mut used = 0;
+            while !d.at_end() {
+                match d.read_value() {
+                    Ok(v) => {
+                        used = d.position();
+                        let items = match v {
+                            Value::Array(a) => a,
+                            other => vec![other],
+                        };
+                        for item in items {
+                            if let Value::Map(rec) = item {
+                                let (t, r) = self.common.finish(rec)?;
+                                emit(t, r);
+                            }
+                        }
+                    }
+                    Err(DErr::Eof) => break,
+                    Err(e) => return Err(ParserError(e.to_string())),
+                }
+            }
+            buf.drain(..used);
+        }
+    }
 }
 
 #[cfg(test)]

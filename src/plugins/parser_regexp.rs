@@ -11,7 +11,7 @@ use crate::event::{EventTime, Record, Value};
 crate::parser_config! {
     pub struct RegexpParserConf {
         pub expression: Option<Regexp>,
-        /// Deprecated no-ops in Fluentd (use `/.../i` and `/.../m`).
+        /// Recompile the expression with only these flags (Fluentd's compat layer).
         #[serde(default)]
         pub ignorecase: bool,
         #[serde(default)]
@@ -235,11 +235,27 @@ impl RegexpParser {
         default_time_format: Option<&'static str>,
     ) -> Result<RegexpParser, ConfigError> {
         let conf: RegexpParserConf = ctx.configure(elem, plugin)?;
-        let re = match (conf.expression.clone(), default_expression) {
+        let mut re = match (conf.expression.clone(), default_expression) {
             (Some(r), _) => r.0,
             (None, Some(d)) => RubyRegex::from_param(d).map_err(|e| elem.error(e))?,
             (None, None) => return Err(elem.error("'expression' parameter is required")),
         };
+        // `Regexp.compile(source, options)`: the options replace the `/.../imx` flags.
+        if conf.ignorecase || conf.multiline {
+            let mut flags = String::new();
+            if conf.ignorecase {
+                flags.push('i');
+            }
+            if conf.multiline {
+                flags.push('m');
+            }
+            re = RubyRegex::new(re.source(), &flags).map_err(|e| elem.error(e))?;
+        }
+        if !re.capture_names().iter().any(Option::is_some) {
+            return Err(elem.error(
+                "No named captures in 'expression' parameter. The regexp must have at least one named capture",
+            ));
+        }
         let defaults = Defaults {
             time_format: default_time_format,
             ..Defaults::TIME_KEY
@@ -268,6 +284,41 @@ impl Parser for RegexpParser {
         let (t, r) = self.common.finish(rec)?;
         emit(t, r);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::super::parser::test_support::*;
+
+    #[test]
+    fn ignorecase_and_multiline_change_the_match() {
+        let p = parser("@type regexp\nexpression /^(?<a>abc)(?<b>.*)$/\nignorecase true");
+        let out = parse_all(&*p, "ABCdef").unwrap();
+        assert_eq!(json(&out[0].1), r#"{"a":"ABC","b":"def"}"#);
+        let p = parser("@type regexp\nexpression /^(?<a>abc)(?<b>.*)$/");
+        assert!(parse_all(&*p, "ABCdef").is_err());
+        let p = parser("@type regexp\nexpression /(?<a>x.y)/\nmultiline true");
+        let out = parse_all(&*p, "x\ny").unwrap();
+        assert_eq!(json(&out[0].1), r#"{"a":"x\ny"}"#);
+        let p = parser("@type regexp\nexpression /(?<a>x.y)/");
+        assert!(parse_all(&*p, "x\ny").is_err());
+    }
+
+    #[test]
+    fn an_expression_without_named_captures_is_a_config_error() {
+        let e = crate::plugins::new_parser(
+            &crate::test_util::section(
+                "parse",
+                &[("@type", "regexp"), ("expression", "/^(abc)$/")],
+            ),
+            &crate::plugins::PluginContext::for_tests(),
+        )
+        .err()
+        .unwrap();
+        assert!(e
+            .message
+            .starts_with("No named captures in 'expression' parameter"));
     }
 }
 

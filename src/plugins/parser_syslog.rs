@@ -1,7 +1,7 @@
 //! `@type syslog` (parser): RFC 3164 (`<PRI>Mmm dd hh:mm:ss host ident[pid]: message`),
 //! RFC 5424 (`<PRI>1 TIMESTAMP host ident pid msgid extradata message`) or `auto`, as
 //! Fluentd's regexp engine reads them: the time is cut at the format's space count, the rest
-//! matched by a regexp. `parser_engine string` is accepted and reads the same way.
+//! matched by a regexp. `parser_engine string` reads the same way and orders the keys as Fluentd's string engine.
 
 use super::parser::{not_matched, Defaults, ParserCommon};
 use super::parser_regexp::NamedRegex;
@@ -53,6 +53,8 @@ pub struct SyslogParser {
     format: MessageFormat,
     with_priority: bool,
     keep_time_key: bool,
+    /// `parser_engine string`: Fluentd's string parsers build the record in another key order.
+    string_engine: bool,
     rfc3164: Option<(TimeCut, NamedRegex)>,
     rfc5424: Option<(TimeCut, NamedRegex)>,
 }
@@ -129,6 +131,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, Co
         format,
         with_priority: conf.with_priority,
         keep_time_key: conf.keep_time_key,
+        string_engine: conf.parser_engine.or(conf.parser_type) == Some(SyslogEngine::String),
         rfc3164,
         rfc5424,
     }))
@@ -249,9 +252,37 @@ impl SyslogParser {
             };
             record.insert(k, v);
         }
+        if self.string_engine {
+            record = string_engine_order(record, rfc5424);
+        }
         emit(Some(time), record);
         Ok(())
     }
+}
+
+/// The key order of Fluentd's string engine: `host, pri, ident, pid, message` (RFC 3164) and
+/// `host, ident, pid, msgid, pri, extradata, message` (RFC 5424), the kept time last.
+fn string_engine_order(mut record: Record, rfc5424: bool) -> Record {
+    const R3164: &[&str] = &["host", "pri", "ident", "pid", "message", "time"];
+    const R5424: &[&str] = &[
+        "host",
+        "ident",
+        "pid",
+        "msgid",
+        "pri",
+        "extradata",
+        "message",
+        "time",
+    ];
+    let order = if rfc5424 { R5424 } else { R3164 };
+    let mut out = Record::with_capacity(record.len());
+    for k in order {
+        if let Some(v) = record.remove(k) {
+            out.push_unchecked(k.as_bytes().to_vec(), v);
+        }
+    }
+    out.merge(record);
+    out
 }
 
 impl Parser for SyslogParser {
@@ -280,6 +311,28 @@ impl Parser for SyslogParser {
 #[cfg(test)]
 mod tests {
     use super::super::parser::test_support::*;
+
+    #[test]
+    fn string_engine_key_order() {
+        let p = parser(
+            "@type syslog\nwith_priority true\nparser_engine string\nmessage_format rfc5424",
+        );
+        let out = parse_all(
+            &*p,
+            "<16>1 2013-02-28T12:00:00.003Z 192.168.0.1 fluentd 11111 ID24224 [exampleSDID@20224 iut=\"3\"] Hi, from Fluentd!",
+        )
+        .unwrap();
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"host":"192.168.0.1","ident":"fluentd","pid":"11111","msgid":"ID24224","pri":16,"extradata":"[exampleSDID@20224 iut=\"3\"]","message":"Hi, from Fluentd!"}"#
+        );
+        let p = parser("@type syslog\nwith_priority true\nparser_engine string");
+        let out = parse_all(&*p, "<34>Oct 11 22:14:15 mymachine su[123]: hi").unwrap();
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"host":"mymachine","pri":34,"ident":"su","pid":"123","message":"hi"}"#
+        );
+    }
 
     #[test]
     fn rfc3164_case_140() {

@@ -64,6 +64,13 @@ impl Router {
         &self.name
     }
 
+    /// Does a `<match>` of this router take `tag` (Fluentd's `EventRouter#match?`)?
+    pub fn has_match(&self, tag: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.action, RuleAction::Match(_)) && r.pattern.matches(tag))
+    }
+
     fn resolve(&self, tag: &str) -> Arc<Pipeline> {
         if let Some(p) = self.cache.read().map.get(tag) {
             return p.clone();
