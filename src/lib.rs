@@ -10,6 +10,7 @@ pub mod logging;
 pub mod plugins;
 pub mod record_accessor;
 pub mod router;
+pub mod ruby;
 #[cfg(test)]
 pub mod test_util;
 pub mod timefmt;
