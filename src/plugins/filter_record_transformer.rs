@@ -1109,16 +1109,59 @@ mod tests {
     }
 
     #[test]
-    fn enable_ruby_names_the_expression_it_cannot_evaluate() {
-        let e = config_error("enable_ruby true\n<record>\n a ${record[\"x\"][\"y\"]}\n</record>");
+    fn enable_ruby_refuses_unknown_methods_at_load_with_the_location() {
+        let e = config_error("enable_ruby true\n<record>\n a ${tag.frobnicate}\n</record>");
         assert!(
-            e.message
-                .contains("the Ruby expression ${record[\"x\"][\"y\"]} cannot be evaluated"),
+            e.message.contains("undefined method 'frobnicate'")
+                && e.message.contains("tag.frobnicate"),
             "{}",
             e.message
         );
-        let e = config_error("enable_ruby true\n<record>\n a ${tag.upcase}\n</record>");
-        assert!(e.message.contains("${tag.upcase}"), "{}", e.message);
+        assert_eq!(e.location.map(|l| l.line), Some(5));
+        let e = config_error("enable_ruby true\n<record>\n a ${record[}\n</record>");
+        assert!(e.message.contains("syntax error"), "{}", e.message);
+    }
+
+    #[test]
+    fn enable_ruby_issue_examples() {
+        let f = make(
+            "enable_ruby true\nrenew_record true\n<record>\n app ${record[\"kubernetes\"][\"labels\"][\"app\"]}\n ns ${record.dig(\"kubernetes\", \"namespace_name\")}\n host ${record[\"host\"] || tag_parts[1]}\n level ${record[\"code\"].to_i >= 500 ? \"error\" : \"ok\"}\n at ${Time.at(time).utc.strftime(\"%Y-%m-%dT%H:%M:%S\")}\n ts ${Time.strptime(record[\"ts\"], \"%Y-%m-%dT%H:%M:%S.%N%z\").iso8601}\n msg ${record[\"msg\"].gsub(/\\s+/, \" \")}\n h2 ${if record['host']; record['host']; elsif tag_parts[1]; \"#{tag_parts[1]}\"; else 'unknown'; end}\n</record>",
+        );
+        let out = run_at(
+            &*f,
+            "app.web.prod",
+            EventTime::new(1_700_000_000, 0),
+            r#"{"kubernetes": {"labels": {"app": "shop"}, "namespace_name": "prod"}, "code": "503", "ts": "2023-11-14T22:13:20.123+0900", "msg": "a  b\t c"}"#,
+        );
+        assert_eq!(
+            out[0].1,
+            r#"{"app":"shop","ns":"prod","host":"web","level":"error","at":"2023-11-14T22:13:20","ts":"2023-11-14T22:13:20+09:00","msg":"a b c","h2":"web"}"#
+        );
+    }
+
+    #[test]
+    fn enable_ruby_exception_makes_an_error_event() {
+        let err = Emitter::collector("@ERROR");
+        let mut c = ctx();
+        c.errors = ErrorSink::to_label(err.clone());
+        let f = create(
+            &elem(
+                "enable_ruby true\n<record>\n a ${record[\"a\"].upcase}\n b ${loop {}}\n</record>",
+            ),
+            &c,
+        )
+        .unwrap();
+        let out = f.filter_stream(
+            "t",
+            EventStream::one(EventTime::new(5, 0), record(r#"{"a": "x"}"#)),
+        );
+        assert!(out.is_empty());
+        let out = f.filter_stream(
+            "t",
+            EventStream::one(EventTime::new(5, 0), record(r#"{"z": 1}"#)),
+        );
+        assert!(out.is_empty());
+        assert_eq!(err.collected().len(), 2);
     }
 
     #[test]

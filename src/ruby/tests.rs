@@ -113,3 +113,52 @@ fn budgets_stop_runaway_code() {
     assert!(ev("def f; f; end; f").starts_with("compile error"));
     assert!(ev("->(x) { x }").starts_with("compile error"));
 }
+
+/// The config values of the Kubernetes examples, with a pod's environment; expected
+/// values are what Ruby 3.1 gives.
+#[test]
+fn kubernetes_config_examples() {
+    std::env::set_var("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+    std::env::set_var("KUBERNETES_SERVICE_PORT", "443");
+    std::env::remove_var("FLUENT_POS_EXTRA_DIR");
+    std::env::remove_var("FLUENT_FILTER_KUBERNETES_URL");
+    std::env::remove_var("JOURNAL_SOURCE");
+    let dir = std::env::temp_dir().join(format!("ferrentd-ruby-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    std::env::set_var("DB_PASSWORD_FILE_FERRENTD_T", &pw);
+    let ev = |c: &str| eval_config(c, "h", "0");
+    let s = |v: &str| Ok(Evaluated::Str(v.to_string()));
+    assert_eq!(
+        ev("File.join('/var/log/', ENV.fetch('FLUENT_POS_EXTRA_DIR', ''), 'fluentd-containers.log.pos')"),
+        s("/var/log/fluentd-containers.log.pos")
+    );
+    let url = "ENV['FLUENT_FILTER_KUBERNETES_URL'] || (host = ENV.fetch('KUBERNETES_SERVICE_HOST'); port = ENV.fetch('KUBERNETES_SERVICE_PORT'); host = (IPAddr.new(host).ipv6? ? '[' + host + ']' : host rescue host); 'https://' + host + ':' + port + '/api')";
+    assert_eq!(ev(url), s("https://10.96.0.1:443/api"));
+    let shipped = "ENV['FLUENT_FILTER_KUBERNETES_URL'] || https://#{ENV.fetch('KUBERNETES_SERVICE_HOST')}:#{ENV.fetch('KUBERNETES_SERVICE_PORT')}/api";
+    // Ruby: "syntax error, unexpected symbol literal" (`://` starts the symbol :/).
+    let e = ev(shipped).unwrap_err();
+    assert!(e.0.contains("syntax error"), "{e:?}");
+    assert_eq!(
+        ev("if (val = ENV.fetch('JOURNAL_SOURCE','')) && (val.length > 0); val; else '/run/log/journal'; end"),
+        s("/run/log/journal")
+    );
+    assert_eq!(
+        ev("File.open(ENV['DB_PASSWORD_FILE_FERRENTD_T']).read.chomp"),
+        s("s3cret")
+    );
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(
+        ev("Dir.pwd").map(|v| match v {
+            Evaluated::Str(x) => x + "/out",
+            o => format!("{o:?}"),
+        }),
+        Ok(format!("{}/out", cwd.display()))
+    );
+    std::env::set_var("KUBERNETES_SERVICE_HOST", "fd00::1");
+    assert_eq!(ev(url), s("https://[fd00::1]:443/api"));
+    std::env::set_var("KUBERNETES_SERVICE_HOST", "not an address");
+    assert_eq!(ev(url), s("https://not an address:443/api"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
