@@ -584,7 +584,7 @@ impl RecordTransformer {
             ruby_uses,
             ruby_host: crate::ruby::Host {
                 hostname: ctx.hostname.clone(),
-                worker_id: std::env::var("SERVERENGINE_WORKER_ID").unwrap_or_else(|_| "0".into()),
+                worker_id: ctx.worker_id.to_string(),
                 config: false,
             },
             remove_keys,

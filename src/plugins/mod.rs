@@ -9,6 +9,7 @@ pub mod buf_file;
 pub mod buf_memory;
 pub mod filter_grep;
 pub mod filter_parser;
+pub mod filter_record_modifier;
 pub mod filter_record_transformer;
 pub mod filter_stdout;
 pub mod formatter_csv;
@@ -233,6 +234,7 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
 pub const FILTERS: &[(&str, FilterCtor)] = &[
     ("grep", filter_grep::create),
     ("record_transformer", filter_record_transformer::create),
+    ("record_modifier", filter_record_modifier::create),
     ("parser", filter_parser::create),
     ("stdout", filter_stdout::create),
 ];

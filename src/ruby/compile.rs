@@ -69,6 +69,9 @@ pub enum K {
     NthRef(usize),
     LastMatch,
     Defined(Box<Node>),
+    /// `@name` (record_modifier's prepare_value sets them).
+    Ivar(String),
+    IvAsgn(String, Box<Node>),
     /// A name that is neither a local nor a method the evaluator knows: NameError when run.
     Undefined(String),
 }
@@ -910,10 +913,14 @@ impl Compiler {
             P::Lambda(_) => err("lambdas are not supported in embedded Ruby", at),
             P::Gvar(g) => err(format!("global variable {} is not supported", g.name), at),
             P::Gvasgn(g) => err(format!("global variable {} is not supported", g.name), at),
-            P::Ivar(_) | P::Ivasgn(_) | P::Cvar(_) | P::Cvasgn(_) => err(
-                "instance and class variables are not supported in embedded Ruby",
-                at,
-            ),
+            P::Ivar(i) => mk(K::Ivar(i.name.clone())),
+            P::Ivasgn(i) => {
+                let v = self.opt(&i.value, at)?;
+                mk(K::IvAsgn(i.name.clone(), Box::new(v)))
+            }
+            P::Cvar(_) | P::Cvasgn(_) => {
+                err("class variables are not supported in embedded Ruby", at)
+            }
             P::Casgn(_) => err("constant assignment is not supported in embedded Ruby", at),
             P::Yield(_) | P::Super(_) | P::ZSuper(_) => {
                 err("yield/super are not supported in embedded Ruby", at)

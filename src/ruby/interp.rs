@@ -54,6 +54,7 @@ pub struct Interp<'a, 'h> {
     pub alloc: usize,
     pub max_alloc: usize,
     pub last_match: Option<Rc<MatchData>>,
+    pub ivars: Vec<(String, V<'a>)>,
 }
 
 impl<'a, 'h> Interp<'a, 'h> {
@@ -66,6 +67,7 @@ impl<'a, 'h> Interp<'a, 'h> {
             alloc: 0,
             max_alloc,
             last_match: None,
+            ivars: Vec::new(),
         }
     }
 
@@ -365,6 +367,19 @@ impl<'a, 'h> Interp<'a, 'h> {
                 K::Call(_) => V::str("method"),
                 _ => V::str("expression"),
             },
+            K::Ivar(name) => self
+                .ivars
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(V::Nil, |(_, v)| v.clone()),
+            K::IvAsgn(name, v) => {
+                let v = self.eval(v)?;
+                match self.ivars.iter_mut().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1 = v.clone(),
+                    None => self.ivars.push((name.clone(), v.clone())),
+                }
+                v
+            }
             K::Undefined(name) => {
                 return raise(
                     "NameError",

@@ -99,6 +99,17 @@ impl Program {
         locals: impl IntoIterator<Item = V<'a>>,
         budget: Budget,
     ) -> Result<V<'a>, EvalError> {
+        self.run_with_ivars(host, locals, budget, &mut Vec::new())
+    }
+
+    /// [`Program::run`] with instance variables shared between runs.
+    pub fn run_with_ivars<'a>(
+        &self,
+        host: &Host,
+        locals: impl IntoIterator<Item = V<'a>>,
+        budget: Budget,
+        ivars: &mut Vec<(String, V<'a>)>,
+    ) -> Result<V<'a>, EvalError> {
         let mut it = Interp::new(
             host,
             self.nslots.max(self.npredefined),
@@ -108,7 +119,10 @@ impl Program {
         for (slot, v) in it.locals.iter_mut().zip(locals) {
             *slot = v;
         }
-        match it.eval(&self.root) {
+        it.ivars = std::mem::take(ivars);
+        let r = it.eval(&self.root);
+        *ivars = std::mem::take(&mut it.ivars);
+        match r {
             Ok(v) => Ok(v),
             Err(Ctl::Raise(e, at)) => Err(EvalError {
                 class: e.class.clone(),

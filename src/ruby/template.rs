@@ -54,6 +54,15 @@ impl Template {
         self.prog.run(host, locals, Budget::EVENT)
     }
 
+    pub fn eval_with_ivars<'a>(
+        &self,
+        host: &Host,
+        locals: impl IntoIterator<Item = V<'a>>,
+        ivars: &mut Vec<(String, V<'a>)>,
+    ) -> Result<V<'a>, EvalError> {
+        self.prog.run_with_ivars(host, locals, Budget::EVENT, ivars)
+    }
+
     /// Which predefined locals (by index) the expression reads.
     pub fn uses(&self, i: usize) -> bool {
         self.prog.uses_local(i)
