@@ -386,7 +386,7 @@ fn enum_inner<'a>(
                 "group_by" => {
                     let mut h = Hash::default();
                     for x in items {
-                        let k = y(it, blk.ok_or_else(|| unreachable_ctl())?, &x)?;
+                        let k = y(it, blk.ok_or_else(unreachable_ctl)?, &x)?;
                         match h.pairs.iter_mut().find(|(kk, _)| eql(kk, &k)) {
                             Some((_, V::Array(a))) => a.borrow_mut().push(x),
                             _ => h.insert(k, V::array(vec![x])),
@@ -397,7 +397,7 @@ fn enum_inner<'a>(
                 "partition" => {
                     let (mut a, mut b2) = (Vec::new(), Vec::new());
                     for x in items {
-                        if y(it, blk.ok_or_else(|| unreachable_ctl())?, &x)?.truthy() {
+                        if y(it, blk.ok_or_else(unreachable_ctl)?, &x)?.truthy() {
                             a.push(x);
                         } else {
                             b2.push(x);
@@ -417,7 +417,7 @@ fn enum_inner<'a>(
                     V::hash(h)
                 }
                 _ => {
-                    let b = blk.ok_or_else(|| unreachable_ctl())?;
+                    let b = blk.ok_or_else(unreachable_ctl)?;
                     let mut out: Vec<Vec<V<'a>>> = Vec::new();
                     let mut prev: Option<V<'a>> = None;
                     for x in items {
@@ -989,7 +989,7 @@ fn array_inner<'a>(
         "==" | "eql?" => V::Bool(equal(recv, &arg(args, 0))),
         "<=>" => compare(recv, &arg(args, 0)).map_or(V::Nil, |o| V::Int(o as i64)),
         "index" | "find_index" if !args.is_empty() || blk.is_some() => {
-            return Ok(enumerable(it, items, "find_index", args, blk).transpose()?)
+            return enumerable(it, items, "find_index", args, blk).transpose()
         }
         "rindex" => {
             let t = arg(args, 0);
@@ -1077,7 +1077,7 @@ fn array_inner<'a>(
         }
         "hash" => V::Int(items.len() as i64),
         "pack" => return raise("NotImplementedError", "Array#pack is not supported"),
-        _ => return Ok(enumerable(it, items, name, args, blk).transpose()?),
+        _ => return enumerable(it, items, name, args, blk).transpose(),
     };
     Ok(Some(v))
 }

@@ -281,12 +281,12 @@ fn inner<'a>(
             .map_or(V::Nil, |(k, v)| pair(k, v)),
         "sort" if blk.is_none() => {
             let items = pairs(recv).into_iter().map(|(k, v)| pair(k, v)).collect();
-            return Ok(super::array::enumerable(it, items, "sort", args, None).transpose()?);
+            return super::array::enumerable(it, items, "sort", args, None).transpose();
         }
         "hash" => V::Int(len() as i64),
         _ => {
             let items = pairs(recv).into_iter().map(|(k, v)| pair(k, v)).collect();
-            return Ok(super::array::enumerable(it, items, name, args, blk).transpose()?);
+            return super::array::enumerable(it, items, name, args, blk).transpose();
         }
     };
     Ok(Some(v))

@@ -1283,7 +1283,7 @@ pub fn misc_call<'a>(
                 }
                 v => String::from_utf8_lossy(&to_s(&v)).into_owned(),
             };
-            Some((|| match r.match_at(&t, 0) {
+            Some(match r.match_at(&t, 0) {
                 Ok(Some(m)) => {
                     let m = Rc::new(m);
                     it.last_match = Some(m.clone());
@@ -1294,7 +1294,7 @@ pub fn misc_call<'a>(
                     Ok(V::Nil)
                 }
                 Err(e) => raise("RegexpError", e),
-            })())
+            })
         }
         (V::Regexp(r), "match?") => {
             let t = match arg(args, 0) {

@@ -136,7 +136,7 @@ fn float_to_int<'a>(f: f64) -> R<'a> {
                 .collect::<String>(),
         );
     }
-    if f >= 9.223372036854775807e18 || f < -9.223372036854775808e18 {
+    if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
         return overflow();
     }
     Ok(V::Int(f as i64))
@@ -335,7 +335,7 @@ fn int_call<'a>(
             while b != 0 {
                 (a, b) = (b, a % b);
             }
-            Ok(V::Int(if a == 0 { 0 } else { (p / a) as i64 }))
+            Ok(V::Int(p.checked_div(a).unwrap_or(0) as i64))
         }
         ("digits", _) => {
             if i < 0 {
