@@ -68,6 +68,8 @@ pub enum K {
     Break(Option<Box<Node>>),
     NthRef(usize),
     LastMatch,
+    /// `$!`: the exception being rescued.
+    LastError,
     Defined(Box<Node>),
     /// `@name` (record_modifier's prepare_value sets them).
     Ivar(String),
@@ -902,6 +904,7 @@ impl Compiler {
             )),
             P::BackRef(r) if r.name == "$~" => mk(K::LastMatch),
             P::Gvar(g) if g.name == "$~" => mk(K::LastMatch),
+            P::Gvar(g) if g.name == "$!" => mk(K::LastError),
             P::Defined(d) => mk(K::Defined(self.boxed(&d.value)?)),
             P::Return(_) => err("'return' is not supported in embedded Ruby", at),
             P::Def(_) | P::Defs(_) => {

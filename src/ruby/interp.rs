@@ -55,6 +55,7 @@ pub struct Interp<'a, 'h> {
     pub max_alloc: usize,
     pub last_match: Option<Rc<MatchData>>,
     pub ivars: Vec<(String, V<'a>)>,
+    pub last_error: Option<Rc<Exc>>,
 }
 
 impl<'a, 'h> Interp<'a, 'h> {
@@ -68,6 +69,7 @@ impl<'a, 'h> Interp<'a, 'h> {
             max_alloc,
             last_match: None,
             ivars: Vec::new(),
+            last_error: None,
         }
     }
 
@@ -284,6 +286,7 @@ impl<'a, 'h> Interp<'a, 'h> {
                             _ => false,
                         });
                         if hit {
+                            self.last_error = Some(e.clone());
                             if let Some(s) = c.var {
                                 self.locals[s] = V::Exception(e.clone());
                             }
@@ -354,6 +357,10 @@ impl<'a, 'h> Interp<'a, 'h> {
             }
             K::NthRef(i) => match &self.last_match {
                 Some(m) => m.group(*i).map_or(V::Nil, V::str),
+                None => V::Nil,
+            },
+            K::LastError => match &self.last_error {
+                Some(e) => V::Exception(e.clone()),
                 None => V::Nil,
             },
             K::LastMatch => match &self.last_match {

@@ -264,13 +264,13 @@ fn enum_inner<'a>(
             for x in &items {
                 y(it, b, x)?;
             }
-            return Ok(None);
+            V::array(items)
         }
         ("each_with_index", Some(b)) => {
             for (i, x) in items.iter().enumerate() {
                 it.yield_blk(b, vec![x.clone(), V::Int(i as i64)])?;
             }
-            return Ok(None);
+            V::array(items)
         }
         ("each_with_object", Some(b)) => {
             let memo = arg(args, 0);
@@ -537,12 +537,30 @@ fn enum_inner<'a>(
             }
             V::hash(h)
         }
-        ("each_with_index" | "each" | "map" | "select" | "find" | "sort_by", None) => {
-            return raise(
-                "ArgumentError",
-                format!("{name} without a block is not supported (Enumerator)"),
-            )
+        // Without a block these return an Enumerator; its elements stand in for it.
+        ("each_with_index", None) => V::array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, x)| V::array(vec![x, V::Int(i as i64)]))
+                .collect(),
+        ),
+        ("with_index", Some(b)) => {
+            let off = match args.first() {
+                Some(o) => int_arg(o)?,
+                None => 0,
+            };
+            let mut out = Vec::with_capacity(items.len());
+            for (i, x) in items.into_iter().enumerate() {
+                out.push(it.yield_blk(b, vec![x, V::Int(i as i64 + off)])?);
+            }
+            V::array(out)
         }
+        (
+            "each" | "map" | "collect" | "select" | "filter" | "reject" | "find" | "sort_by"
+            | "flat_map" | "each_entry" | "filter_map" | "min_by" | "max_by" | "group_by",
+            None,
+        ) => V::array(items),
         _ => return Ok(None),
     };
     Ok(Some(v))
@@ -998,25 +1016,15 @@ fn array_inner<'a>(
                 .rposition(|x| equal(x, &t))
                 .map_or(V::Nil, |i| V::Int(i as i64))
         }
-        "each" => {
-            let Some(b) = blk else {
-                return raise(
-                    "ArgumentError",
-                    "each without a block is not supported (Enumerator)",
-                );
-            };
+        "each" if blk.is_some() => {
+            let Some(b) = blk else { return Ok(None) };
             for x in &items {
                 it.yield_blk(b, vec![x.clone()])?;
             }
             recv.clone()
         }
-        "each_with_index" | "each_index" => {
-            let Some(b) = blk else {
-                return raise(
-                    "ArgumentError",
-                    "each_with_index without a block is not supported (Enumerator)",
-                );
-            };
+        "each_with_index" | "each_index" if blk.is_some() => {
+            let Some(b) = blk else { return Ok(None) };
             for (i, x) in items.iter().enumerate() {
                 if name == "each_index" {
                     it.yield_blk(b, vec![V::Int(i as i64)])?;

@@ -745,7 +745,11 @@ fn call_inner<'a>(
             V::array(lines(&t, &sep).into_iter().map(s).collect())
         }
         "each_char" => {
-            let Some(b) = blk else { return Ok(None) };
+            let Some(b) = blk else {
+                return Ok(Some(V::array(
+                    t.chars().map(|c| s(c.to_string())).collect(),
+                )));
+            };
             for c in t.chars() {
                 it.yield_blk(b, vec![s(c.to_string())])?;
             }
