@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod plugins;
 pub mod record_accessor;
 pub mod router;
+pub mod ruby;
 pub mod server;
 #[cfg(test)]
 pub mod test_util;

@@ -398,8 +398,8 @@ impl<'o> Parser<'o> {
                         Ok(ruby::Evaluated::Str(s)) => out.push_str(&s),
                         Ok(ruby::Evaluated::Nil) => special = Some(ParamValue::Nil),
                         Ok(ruby::Evaluated::Default) => special = Some(ParamValue::Default),
-                        Err(e) => {
-                            return Err(ConfigError::at(e, &self.span_at(code_start)));
+                        Err((e, off)) => {
+                            return Err(ConfigError::at(e, &self.span_at(code_start + off)));
                         }
                     }
                 }
@@ -487,7 +487,9 @@ impl<'o> Parser<'o> {
                     match ruby::eval(&code, self.opts) {
                         Ok(ruby::Evaluated::Str(s)) => line.push_str(&s),
                         Ok(_) => {}
-                        Err(e) => return Err(ConfigError::at(e, &self.span_at(code_start))),
+                        Err((e, off)) => {
+                            return Err(ConfigError::at(e, &self.span_at(code_start + off)))
+                        }
                     }
                 } else {
                     line.push('#');

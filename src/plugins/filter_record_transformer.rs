@@ -19,6 +19,9 @@ use crate::config_parser::{ConfigError, Element, Nested, ParamValue};
 use crate::event::{EventStream, EventTime, Record, Value};
 use crate::record_accessor::RecordAccessor;
 use crate::router::ErrorSink;
+use crate::ruby::template::{Template as RubyTemplate, Wrap};
+use crate::ruby::value::{to_event, to_s as ruby_to_s, Time as RubyTime};
+use crate::ruby::V;
 
 fn default_true() -> bool {
     true
@@ -387,8 +390,34 @@ impl<'a> Expander<'a> {
     }
 }
 
+/// A `<record>` value with `enable_ruby`: Ruby templates, or a JSON structure of them.
+#[derive(Debug)]
+enum RubyValue {
+    Str(RubyTemplate),
+    Map(Vec<(RubyTemplate, RubyValue)>),
+    Array(Vec<RubyValue>),
+    Const(Value),
+}
+
+/// The locals of a record_transformer expression, in Fluentd's `CleanroomExpander#expand`
+/// order (plus `worker_id`).
+const RUBY_LOCALS: &[&str] = &[
+    "tag",
+    "time",
+    "record",
+    "tag_parts",
+    "tag_prefix",
+    "tag_suffix",
+    "hostname",
+    "worker_id",
+];
+
 pub struct RecordTransformer {
     map: Vec<(Template, TValue)>,
+    /// With `enable_ruby`: the `<record>` pairs as Ruby expressions.
+    ruby: Option<Vec<(RubyTemplate, RubyValue)>>,
+    ruby_uses: Vec<bool>,
+    ruby_host: crate::ruby::Host,
     remove_keys: Vec<RecordAccessor>,
     keep_keys: Vec<String>,
     renew_record: bool,
@@ -495,18 +524,42 @@ impl RecordTransformer {
         }
 
         for (text, ph) in &compiler.seen {
-            if *ph != Placeholder::Unknown {
-                continue;
+            if *ph == Placeholder::Unknown && !conf.enable_ruby {
+                tracing::warn!("unknown placeholder `{}` found", text);
             }
-            if conf.enable_ruby {
-                let at = elem.child("record").unwrap_or(elem);
-                return Err(at.error(format!(
-                    "enable_ruby: the Ruby expression {text} cannot be evaluated (embedded Ruby \
-                     is not supported); only ${{tag}}, ${{tag_parts[N]}}, ${{tag_prefix[N]}}, \
-                     ${{tag_suffix[N]}}, ${{hostname}}, ${{time}} and ${{record[\"KEY\"]}} are"
-                )));
+        }
+
+        let mut ruby = None;
+        let mut ruby_uses = vec![false; RUBY_LOCALS.len()];
+        if conf.enable_ruby {
+            let mut rmap: Vec<(String, RubyTemplate, RubyValue)> = Vec::new();
+            for section in elem.children("record") {
+                for p in &section.params {
+                    let at = |e: crate::ruby::CompileError, text: &str| {
+                        ConfigError::at(
+                            format!("{} in `{}` (enable_ruby)", e.message, text),
+                            &p.span,
+                        )
+                    };
+                    let value = match &p.value {
+                        ParamValue::Str(v) => {
+                            ruby_value(v, conf.auto_typecast).map_err(|e| at(e, v))?
+                        }
+                        ParamValue::Nil | ParamValue::Default => RubyValue::Const(Value::Nil),
+                    };
+                    let key = RubyTemplate::new(&p.key, Wrap::PercentQ, false, RUBY_LOCALS)
+                        .map_err(|e| at(e, &p.key))?;
+                    match rmap.iter_mut().find(|(k, _, _)| *k == p.key) {
+                        Some(slot) => slot.2 = value,
+                        None => rmap.push((p.key.clone(), key, value)),
+                    }
+                }
             }
-            tracing::warn!("unknown placeholder `{}` found", text);
+            for (_, k, v) in &rmap {
+                mark_uses(k, &mut ruby_uses);
+                mark_value_uses(v, &mut ruby_uses);
+            }
+            ruby = Some(rmap.into_iter().map(|(_, k, v)| (k, v)).collect());
         }
 
         if conf.keep_keys.is_some() && !conf.renew_record {
@@ -527,6 +580,13 @@ impl RecordTransformer {
 
         Ok(RecordTransformer {
             map: map.into_iter().map(|(_, k, v)| (k, v)).collect(),
+            ruby,
+            ruby_uses,
+            ruby_host: crate::ruby::Host {
+                hostname: ctx.hostname.clone(),
+                worker_id: ctx.worker_id.to_string(),
+                config: false,
+            },
             remove_keys,
             keep_keys: conf.keep_keys.unwrap_or_default(),
             renew_record: conf.renew_record,
@@ -535,6 +595,78 @@ impl RecordTransformer {
             hostname: ctx.hostname.clone(),
             errors: ctx.errors.clone(),
         })
+    }
+
+    /// The `<record>` pairs by Ruby evaluation; an exception is the error event's message.
+    fn ruby_expand(
+        &self,
+        map: &[(RubyTemplate, RubyValue)],
+        tags: &TagValues<'_>,
+        time: EventTime,
+        record: &Record,
+    ) -> Result<Vec<(Vec<u8>, Value)>, String> {
+        let u = |i: usize| self.ruby_uses[i];
+        let strs = |list: &[String]| -> V<'_> {
+            V::array(list.iter().map(|x| V::str(x.as_bytes().to_vec())).collect())
+        };
+        let locals: Vec<V<'_>> = vec![
+            if u(0) {
+                V::str(tags.tag.as_bytes().to_vec())
+            } else {
+                V::Nil
+            },
+            if u(1) {
+                V::Time(RubyTime {
+                    t: EventTime::new(time.sec, time.nsec),
+                    zone: crate::timefmt::TimeZoneSpec::Local,
+                })
+            } else {
+                V::Nil
+            },
+            V::Rec(record),
+            if u(3) { strs(&tags.parts) } else { V::Nil },
+            if u(4) { strs(&tags.prefix) } else { V::Nil },
+            if u(5) { strs(&tags.suffix) } else { V::Nil },
+            if u(6) {
+                V::str(self.hostname.as_bytes().to_vec())
+            } else {
+                V::Nil
+            },
+            if u(7) {
+                V::str(self.ruby_host.worker_id.as_bytes().to_vec())
+            } else {
+                V::Nil
+            },
+        ];
+        let run = |t: &RubyTemplate| -> Result<V<'_>, String> {
+            t.eval(&self.ruby_host, locals.iter().cloned())
+                .map_err(|e| format!("failed to expand `{}` : error = {}", t.code, e.message))
+        };
+        fn value<'a>(
+            v: &RubyValue,
+            run: &dyn Fn(&RubyTemplate) -> Result<V<'a>, String>,
+        ) -> Result<Value, String> {
+            Ok(match v {
+                RubyValue::Str(t) => to_event(&run(t)?),
+                RubyValue::Const(c) => c.clone(),
+                RubyValue::Array(a) => {
+                    Value::Array(a.iter().map(|x| value(x, run)).collect::<Result<_, _>>()?)
+                }
+                RubyValue::Map(m) => {
+                    let mut r = Record::with_capacity(m.len());
+                    for (k, x) in m {
+                        r.insert(ruby_to_s(&run(k)?), value(x, run)?);
+                    }
+                    Value::Map(r)
+                }
+            })
+        }
+        let mut out = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            let key = ruby_to_s(&run(k)?);
+            out.push((key, value(v, &run)?));
+        }
+        Ok(out)
     }
 
     /// The expanded `<record>` pairs, read from the untouched record.
@@ -590,7 +722,16 @@ impl Filter for RecordTransformer {
         let tags = TagValues::new(tag);
         let mut out = EventStream::with_capacity(es.len());
         for ev in es {
-            let pairs = self.expand(&tags, ev.time, &ev.record);
+            let pairs = match &self.ruby {
+                Some(map) => match self.ruby_expand(map, &tags, ev.time, &ev.record) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.errors.emit_error_event(tag, ev.time, ev.record, &e);
+                        continue;
+                    }
+                },
+                None => self.expand(&tags, ev.time, &ev.record),
+            };
             let time = match self.renewed_time(&pairs, &ev.record) {
                 Ok(t) => t.unwrap_or(ev.time),
                 Err(e) => {
@@ -618,6 +759,63 @@ impl Filter for RecordTransformer {
             out.push(time, record);
         }
         out
+    }
+}
+
+/// Fluentd's `RubyPlaceholderExpander#preprocess_map`: JSON-looking values are structures of
+/// templates.
+fn ruby_value(raw: &str, typed: bool) -> Result<RubyValue, crate::ruby::CompileError> {
+    fn conv(v: serde_json::Value, typed: bool) -> Result<RubyValue, crate::ruby::CompileError> {
+        Ok(match v {
+            serde_json::Value::String(s) => {
+                RubyValue::Str(RubyTemplate::new(&s, Wrap::PercentQ, typed, RUBY_LOCALS)?)
+            }
+            serde_json::Value::Array(a) => RubyValue::Array(
+                a.into_iter()
+                    .map(|x| conv(x, typed))
+                    .collect::<Result<_, _>>()?,
+            ),
+            serde_json::Value::Object(o) => {
+                let mut m = Vec::new();
+                for (k, x) in o {
+                    m.push((
+                        RubyTemplate::new(&k, Wrap::PercentQ, false, RUBY_LOCALS)?,
+                        conv(x, typed)?,
+                    ));
+                }
+                RubyValue::Map(m)
+            }
+            other => RubyValue::Const(crate::util::value_from_json(other)),
+        })
+    }
+    if raw.starts_with('{') || raw.starts_with('[') {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) {
+            return conv(v, typed);
+        }
+    }
+    Ok(RubyValue::Str(RubyTemplate::new(
+        raw,
+        Wrap::PercentQ,
+        typed,
+        RUBY_LOCALS,
+    )?))
+}
+
+fn mark_uses(t: &RubyTemplate, uses: &mut [bool]) {
+    for (i, u) in uses.iter_mut().enumerate() {
+        *u |= t.uses(i);
+    }
+}
+
+fn mark_value_uses(v: &RubyValue, uses: &mut [bool]) {
+    match v {
+        RubyValue::Str(t) => mark_uses(t, uses),
+        RubyValue::Array(a) => a.iter().for_each(|x| mark_value_uses(x, uses)),
+        RubyValue::Map(m) => m.iter().for_each(|(k, x)| {
+            mark_uses(k, uses);
+            mark_value_uses(x, uses);
+        }),
+        RubyValue::Const(_) => {}
     }
 }
 
@@ -911,16 +1109,59 @@ mod tests {
     }
 
     #[test]
-    fn enable_ruby_names_the_expression_it_cannot_evaluate() {
-        let e = config_error("enable_ruby true\n<record>\n a ${record[\"x\"][\"y\"]}\n</record>");
+    fn enable_ruby_refuses_unknown_methods_at_load_with_the_location() {
+        let e = config_error("enable_ruby true\n<record>\n a ${tag.frobnicate}\n</record>");
         assert!(
-            e.message
-                .contains("the Ruby expression ${record[\"x\"][\"y\"]} cannot be evaluated"),
+            e.message.contains("undefined method 'frobnicate'")
+                && e.message.contains("tag.frobnicate"),
             "{}",
             e.message
         );
-        let e = config_error("enable_ruby true\n<record>\n a ${tag.upcase}\n</record>");
-        assert!(e.message.contains("${tag.upcase}"), "{}", e.message);
+        assert_eq!(e.location.map(|l| l.line), Some(5));
+        let e = config_error("enable_ruby true\n<record>\n a ${record[}\n</record>");
+        assert!(e.message.contains("syntax error"), "{}", e.message);
+    }
+
+    #[test]
+    fn enable_ruby_issue_examples() {
+        let f = make(
+            "enable_ruby true\nrenew_record true\n<record>\n app ${record[\"kubernetes\"][\"labels\"][\"app\"]}\n ns ${record.dig(\"kubernetes\", \"namespace_name\")}\n host ${record[\"host\"] || tag_parts[1]}\n level ${record[\"code\"].to_i >= 500 ? \"error\" : \"ok\"}\n at ${Time.at(time).utc.strftime(\"%Y-%m-%dT%H:%M:%S\")}\n ts ${Time.strptime(record[\"ts\"], \"%Y-%m-%dT%H:%M:%S.%N%z\").iso8601}\n msg ${record[\"msg\"].gsub(/\\s+/, \" \")}\n h2 ${if record['host']; record['host']; elsif tag_parts[1]; \"#{tag_parts[1]}\"; else 'unknown'; end}\n</record>",
+        );
+        let out = run_at(
+            &*f,
+            "app.web.prod",
+            EventTime::new(1_700_000_000, 0),
+            r#"{"kubernetes": {"labels": {"app": "shop"}, "namespace_name": "prod"}, "code": "503", "ts": "2023-11-14T22:13:20.123+0900", "msg": "a  b\t c"}"#,
+        );
+        assert_eq!(
+            out[0].1,
+            r#"{"app":"shop","ns":"prod","host":"web","level":"error","at":"2023-11-14T22:13:20","ts":"2023-11-14T22:13:20+09:00","msg":"a b c","h2":"web"}"#
+        );
+    }
+
+    #[test]
+    fn enable_ruby_exception_makes_an_error_event() {
+        let err = Emitter::collector("@ERROR");
+        let mut c = ctx();
+        c.errors = ErrorSink::to_label(err.clone());
+        let f = create(
+            &elem(
+                "enable_ruby true\n<record>\n a ${record[\"a\"].upcase}\n b ${loop {}}\n</record>",
+            ),
+            &c,
+        )
+        .unwrap();
+        let out = f.filter_stream(
+            "t",
+            EventStream::one(EventTime::new(5, 0), record(r#"{"a": "x"}"#)),
+        );
+        assert!(out.is_empty());
+        let out = f.filter_stream(
+            "t",
+            EventStream::one(EventTime::new(5, 0), record(r#"{"z": 1}"#)),
+        );
+        assert!(out.is_empty());
+        assert_eq!(err.collected().len(), 2);
     }
 
     #[test]

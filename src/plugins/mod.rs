@@ -11,6 +11,7 @@ pub mod exec_util;
 pub mod extract;
 pub mod filter_grep;
 pub mod filter_parser;
+pub mod filter_record_modifier;
 pub mod filter_record_transformer;
 pub mod filter_stdout;
 pub mod formatter_csv;
@@ -274,6 +275,7 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
 pub const FILTERS: &[(&str, FilterCtor)] = &[
     ("grep", filter_grep::create),
     ("record_transformer", filter_record_transformer::create),
+    ("record_modifier", filter_record_modifier::create),
     ("parser", filter_parser::create),
     ("stdout", filter_stdout::create),
 ];

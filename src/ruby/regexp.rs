@@ -1,0 +1,237 @@
+//! Ruby (Onigmo) regular expressions on top of `fancy_regex`, which has the lookaround and
+//! backreferences configs use. The source is translated once: `^`/`$` always match at line
+//! boundaries in Ruby, `/m` is dot-all, `\h` is a hex digit, `\Z` is `\z` after an optional `\n`.
+
+pub const IGNORECASE: u8 = 1;
+pub const EXTENDED: u8 = 2;
+pub const MULTILINE: u8 = 4;
+
+#[derive(Debug)]
+pub struct Re {
+    pub source: String,
+    pub flags: u8,
+    pub re: fancy_regex::Regex,
+    pub names: Vec<Option<String>>,
+}
+
+impl Re {
+    pub fn new(source: &str, flags: u8) -> Result<Re, String> {
+        let mut pat = String::from("(?m");
+        if flags & IGNORECASE != 0 {
+            pat.push('i');
+        }
+        if flags & EXTENDED != 0 {
+            pat.push('x');
+        }
+        if flags & MULTILINE != 0 {
+            pat.push('s');
+        }
+        pat.push(')');
+        let mut chars = source.chars().peekable();
+        let mut in_class = 0usize;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('h') => pat.push_str(if in_class > 0 {
+                        "0-9a-fA-F"
+                    } else {
+                        "[0-9a-fA-F]"
+                    }),
+                    Some('H') if in_class == 0 => pat.push_str("[^0-9a-fA-F]"),
+                    Some('Z') => pat.push_str("(?=\\n?\\z)"),
+                    Some('/') => pat.push('/'),
+                    Some(n) => {
+                        pat.push('\\');
+                        pat.push(n);
+                    }
+                    None => pat.push_str("\\\\"),
+                },
+                '[' => {
+                    in_class += 1;
+                    pat.push('[');
+                    // A leading `]` or `^]` is literal.
+                    if chars.peek() == Some(&'^') {
+                        pat.push('^');
+                        chars.next();
+                    }
+                    if chars.peek() == Some(&']') {
+                        pat.push_str("\\]");
+                        chars.next();
+                    }
+                }
+                ']' if in_class > 0 => {
+                    in_class -= 1;
+                    pat.push(']');
+                }
+                c => pat.push(c),
+            }
+        }
+        let re = fancy_regex::RegexBuilder::new(&pat)
+            .backtrack_limit(1_000_000)
+            .build()
+            .map_err(|e| format!("{e}: /{source}/"))?;
+        let names = re.capture_names().map(|n| n.map(str::to_string)).collect();
+        Ok(Re {
+            source: source.to_string(),
+            flags,
+            re,
+            names,
+        })
+    }
+
+    fn flag_text(&self) -> String {
+        let mut s = String::new();
+        if self.flags & MULTILINE != 0 {
+            s.push('m');
+        }
+        if self.flags & IGNORECASE != 0 {
+            s.push('i');
+        }
+        if self.flags & EXTENDED != 0 {
+            s.push('x');
+        }
+        s
+    }
+
+    pub fn inspect(&self) -> String {
+        format!("/{}/{}", self.source.replace('/', "\\/"), self.flag_text())
+    }
+
+    pub fn to_s(&self) -> String {
+        let on = self.flag_text();
+        let all = "mix";
+        let off: String = all.chars().filter(|c| !on.contains(*c)).collect();
+        if off.is_empty() {
+            format!("(?{on}:{})", self.source)
+        } else {
+            format!("(?{on}-{off}:{})", self.source)
+        }
+    }
+
+    /// The first match at or after byte `start`.
+    pub fn match_at(&self, text: &str, start: usize) -> Result<Option<MatchData>, String> {
+        if start > text.len() {
+            return Ok(None);
+        }
+        match self.re.captures_from_pos(text, start) {
+            Ok(Some(c)) => {
+                let groups = (0..c.len())
+                    .map(|i| c.get(i).map(|m| (m.start(), m.end())))
+                    .collect();
+                Ok(Some(MatchData {
+                    text: text.to_string(),
+                    groups,
+                    names: self.names.clone(),
+                }))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("regexp match failed: {e}")),
+        }
+    }
+
+    /// Every non-overlapping match, as Ruby's scan/gsub walk them.
+    pub fn all(&self, text: &str, limit: usize) -> Result<Vec<MatchData>, String> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos <= text.len() {
+            let Some(m) = self.match_at(text, pos)? else {
+                break;
+            };
+            let (s, e) = m.groups[0].unwrap_or((pos, pos));
+            pos = if e == s {
+                // An empty match moves on one character.
+                e + text[e..].chars().next().map_or(1, char::len_utf8)
+            } else {
+                e
+            };
+            out.push(m);
+            if out.len() > limit {
+                return Err("too many matches".into());
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MatchData {
+    pub text: String,
+    pub groups: Vec<Option<(usize, usize)>>,
+    pub names: Vec<Option<String>>,
+}
+
+impl MatchData {
+    pub fn group(&self, i: usize) -> Option<&str> {
+        let (s, e) = (*self.groups.get(i)?)?;
+        self.text.get(s..e)
+    }
+    pub fn named(&self, name: &str) -> Option<Option<&str>> {
+        let i = self.names.iter().position(|n| n.as_deref() == Some(name))?;
+        Some(self.group(i))
+    }
+    pub fn pre(&self) -> &str {
+        let s = self.groups[0].map_or(0, |g| g.0);
+        &self.text[..s]
+    }
+    pub fn post(&self) -> &str {
+        let e = self.groups[0].map_or(0, |g| g.1);
+        &self.text[e..]
+    }
+    pub fn inspect(&self) -> String {
+        let mut s = String::from("#<MatchData ");
+        let show = |o: Option<&str>| match o {
+            Some(t) => {
+                let mut b = Vec::new();
+                super::value::write_inspect_str(&mut b, t.as_bytes());
+                String::from_utf8_lossy(&b).into_owned()
+            }
+            None => "nil".into(),
+        };
+        s.push_str(&show(self.group(0)));
+        for i in 1..self.groups.len() {
+            let name = self
+                .names
+                .get(i)
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| i.to_string());
+            s.push_str(&format!(" {}:{}", name, show(self.group(i))));
+        }
+        s.push('>');
+        s
+    }
+
+    /// A `sub`/`gsub` replacement string with `\1`, `\0`, `\&`, `\k<name>`, `` \` ``, `\'`.
+    pub fn expand(&self, repl: &str, out: &mut String) {
+        let mut chars = repl.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some(d @ '0'..='9') => {
+                    if let Some(g) = self.group(d as usize - '0' as usize) {
+                        out.push_str(g)
+                    }
+                }
+                Some('&') => out.push_str(self.group(0).unwrap_or("")),
+                Some('`') => out.push_str(self.pre()),
+                Some('\'') => out.push_str(self.post()),
+                Some('\\') => out.push('\\'),
+                Some('k') if chars.peek() == Some(&'<') => {
+                    chars.next();
+                    let name: String = chars.by_ref().take_while(|c| *c != '>').collect();
+                    if let Some(Some(g)) = self.named(&name) {
+                        out.push_str(g);
+                    }
+                }
+                Some(o) => {
+                    out.push('\\');
+                    out.push(o);
+                }
+                None => out.push('\\'),
+            }
+        }
+    }
+}

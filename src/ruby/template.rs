@@ -1,0 +1,70 @@
+//! A config string with `${...}` placeholders turned into one Ruby expression, as the plugins
+//! that evaluate them do: a lone `${expr}` is `expr` itself (its value keeps its type), any
+//! other string becomes an interpolated string literal with `${` read as `#{`.
+
+use super::{Budget, CompileError, EvalError, Host, Program, V};
+
+/// How a string with placeholders becomes a Ruby string literal.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Wrap {
+    /// record_transformer: `%Q[...]`.
+    PercentQ,
+    /// record_modifier: `"..."`.
+    DoubleQuote,
+}
+
+#[derive(Debug)]
+pub struct Template {
+    /// The Ruby code evaluated (for messages).
+    pub code: String,
+    prog: Program,
+}
+
+/// Whether `s` is exactly one placeholder (`${` once, at the start, and a final `}`).
+pub fn is_single(s: &str) -> bool {
+    s.matches("${").count() == 1 && s.starts_with("${") && s.ends_with('}')
+}
+
+impl Template {
+    /// `typed`: a lone placeholder is evaluated as its expression.
+    pub fn new(
+        s: &str,
+        wrap: Wrap,
+        typed: bool,
+        locals: &[&str],
+    ) -> Result<Template, CompileError> {
+        let code = if typed && is_single(s) {
+            s[2..s.len() - 1].to_string()
+        } else {
+            let body = s.replace("${", "#{");
+            match wrap {
+                Wrap::PercentQ => format!("%Q[{body}]"),
+                Wrap::DoubleQuote => format!("\"{body}\""),
+            }
+        };
+        let prog = Program::compile(&code, locals)?;
+        Ok(Template { code, prog })
+    }
+
+    pub fn eval<'a>(
+        &self,
+        host: &Host,
+        locals: impl IntoIterator<Item = V<'a>>,
+    ) -> Result<V<'a>, EvalError> {
+        self.prog.run(host, locals, Budget::EVENT)
+    }
+
+    pub fn eval_with_ivars<'a>(
+        &self,
+        host: &Host,
+        locals: impl IntoIterator<Item = V<'a>>,
+        ivars: &mut Vec<(String, V<'a>)>,
+    ) -> Result<V<'a>, EvalError> {
+        self.prog.run_with_ivars(host, locals, Budget::EVENT, ivars)
+    }
+
+    /// Which predefined locals (by index) the expression reads.
+    pub fn uses(&self, i: usize) -> bool {
+        self.prog.uses_local(i)
+    }
+}

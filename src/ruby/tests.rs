@@ -1,0 +1,164 @@
+use super::*;
+
+fn host() -> Host {
+    Host {
+        hostname: "myhost".into(),
+        worker_id: "0".into(),
+        config: true,
+    }
+}
+
+/// `inspect` of the result, or `!Class: message` of the error.
+fn ev(src: &str) -> String {
+    let p = match Program::compile(src, &[]) {
+        Ok(p) => p,
+        Err(e) => return format!("compile error: {}", e.message),
+    };
+    match p.run(&host(), Vec::new(), Budget::EVENT) {
+        Ok(v) => String::from_utf8_lossy(&value::inspect(&v)).into_owned(),
+        Err(e) if e.aborted => format!("!abort: {}", e.message),
+        Err(e) => format!("!{}: {}", e.class, e.message),
+    }
+}
+
+#[test]
+fn basics() {
+    assert_eq!(ev("1 + 2"), "3");
+    assert_eq!(ev("7 / 2"), "3");
+    assert_eq!(ev("-7 / 2"), "-4");
+    assert_eq!(ev("7 % -3"), "-2");
+    assert_eq!(ev("7.0 / 2"), "3.5");
+    assert_eq!(ev("1 / 0"), "!ZeroDivisionError: divided by 0");
+    assert_eq!(ev("'a b  c'.gsub(/\\s+/, '-')"), "\"a-b-c\"");
+    assert_eq!(ev("%w[a b c].join('|')"), "\"a|b|c\"");
+    assert_eq!(ev("{'a' => 1, b: [1, nil]}"), "{\"a\"=>1, :b=>[1, nil]}");
+    assert_eq!(ev("x = 5; x > 3 ? 'big' : 'small'"), "\"big\"");
+    assert_eq!(
+        ev("case 250 when 200..299 then 'ok' else 'no' end"),
+        "\"ok\""
+    );
+    assert_eq!(
+        ev("begin; Integer('12abc'); rescue ArgumentError, TypeError; -1; end"),
+        "-1"
+    );
+    assert_eq!(
+        ev("begin; ENV.fetch('NOT_SET_X_Y'); rescue KeyError => e; e.class.name; end"),
+        "\"KeyError\""
+    );
+    assert_eq!(ev("[1,2,3].map { |x| x * 2 }"), "[2, 4, 6]");
+    assert_eq!(
+        ev("[1,2,3].each_with_object({}) { |x, h| h[x] = x.to_s }"),
+        "{1=>\"1\", 2=>\"2\", 3=>\"3\"}"
+    );
+    assert_eq!(ev("'x,y,z'.split(',').last"), "\"z\"");
+    assert_eq!(ev("'abc'[1..]"), "\"bc\"");
+    assert_eq!(ev("'hello world'[/o (w)/, 1]"), "\"w\"");
+    assert_eq!(
+        ev("'%05.2f|%-4s|%x' % [3.14159, 'ab', 255]"),
+        "\"03.14|ab  |ff\""
+    );
+    assert_eq!(ev("nil.to_i"), "0");
+    assert_eq!(
+        ev("'abc'.foo"),
+        "compile error: undefined method 'foo' (not supported by ferrentd's Ruby evaluator)"
+    );
+    assert_eq!(
+        ev("'abc'.keys"),
+        "!NoMethodError: undefined method `keys' for \"abc\":String"
+    );
+    assert_eq!(
+        ev("nil.upcase"),
+        "!NoMethodError: undefined method `upcase' for nil:NilClass"
+    );
+    assert_eq!(ev("if nil; 1; elsif 0; 2; else 3; end"), "2");
+    assert_eq!(ev("x = nil; x&.length"), "nil");
+    assert_eq!(ev("1.5.round"), "2");
+    assert_eq!(ev("2.675.round(2)"), "2.68");
+    assert_eq!(ev("10.0 / 3"), "3.3333333333333335");
+    assert_eq!(ev("1e20.to_s"), "\"1.0e+20\"");
+    assert_eq!(
+        ev("Time.at(1700000000).utc.strftime('%Y-%m-%dT%H:%M:%S')"),
+        "\"2023-11-14T22:13:20\""
+    );
+    assert_eq!(
+        ev("Time.at(1700000000.5).utc.iso8601(3)"),
+        "\"2023-11-14T22:13:20.500Z\""
+    );
+    assert_eq!(ev("IPAddr.new('::1').ipv6?"), "true");
+    assert_eq!(ev("JSON.parse('{\"a\": [1, 2.5]}')"), "{\"a\"=>[1, 2.5]}");
+    assert_eq!(ev("{'a' => 1}.to_json"), "\"{\\\"a\\\":1}\"");
+    assert_eq!(
+        ev("File.join('/var/log/', '', 'x.pos')"),
+        "\"/var/log/x.pos\""
+    );
+    assert_eq!(ev("'a-b_c'.tr('-_', '  ')"), "\"a b c\"");
+    assert_eq!(ev(":sym.to_s + 'x'"), "\"symx\"");
+    assert_eq!(ev("if (val = ENV.fetch('NOPE_X','')) && (val.length > 0); val; else '/run/log/journal'; end"), "\"/run/log/journal\"");
+}
+
+#[test]
+fn budgets_stop_runaway_code() {
+    assert!(
+        ev("loop {}").starts_with("!abort: step budget"),
+        "{}",
+        ev("loop {}")
+    );
+    assert!(ev("while true; end").starts_with("!abort: step budget"));
+    assert!(ev("'a' * 1_000_000_000").starts_with("!abort: memory budget"));
+    assert!(ev("s = 'ab'; 40.times { s = s + s }; s.size").starts_with("!abort: memory budget"));
+    assert!(ev("(1..10**12).to_a").starts_with("!abort"));
+    assert!(ev("2 ** 100").starts_with("!RangeError"));
+    let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(ev(&deep).starts_with("compile error: Ruby expression nested too deeply"));
+    assert!(ev("def f; f; end; f").starts_with("compile error"));
+    assert!(ev("->(x) { x }").starts_with("compile error"));
+}
+
+/// The config values of the Kubernetes examples, with a pod's environment; expected
+/// values are what Ruby 3.1 gives.
+#[test]
+fn kubernetes_config_examples() {
+    std::env::set_var("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+    std::env::set_var("KUBERNETES_SERVICE_PORT", "443");
+    std::env::remove_var("FLUENT_POS_EXTRA_DIR");
+    std::env::remove_var("FLUENT_FILTER_KUBERNETES_URL");
+    std::env::remove_var("JOURNAL_SOURCE");
+    let dir = std::env::temp_dir().join(format!("ferrentd-ruby-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    std::env::set_var("DB_PASSWORD_FILE_FERRENTD_T", &pw);
+    let ev = |c: &str| eval_config(c, "h", "0");
+    let s = |v: &str| Ok(Evaluated::Str(v.to_string()));
+    assert_eq!(
+        ev("File.join('/var/log/', ENV.fetch('FLUENT_POS_EXTRA_DIR', ''), 'fluentd-containers.log.pos')"),
+        s("/var/log/fluentd-containers.log.pos")
+    );
+    let url = "ENV['FLUENT_FILTER_KUBERNETES_URL'] || (host = ENV.fetch('KUBERNETES_SERVICE_HOST'); port = ENV.fetch('KUBERNETES_SERVICE_PORT'); host = (IPAddr.new(host).ipv6? ? '[' + host + ']' : host rescue host); 'https://' + host + ':' + port + '/api')";
+    assert_eq!(ev(url), s("https://10.96.0.1:443/api"));
+    let shipped = "ENV['FLUENT_FILTER_KUBERNETES_URL'] || https://#{ENV.fetch('KUBERNETES_SERVICE_HOST')}:#{ENV.fetch('KUBERNETES_SERVICE_PORT')}/api";
+    // Ruby: "syntax error, unexpected symbol literal" (`://` starts the symbol :/).
+    let e = ev(shipped).unwrap_err();
+    assert!(e.0.contains("syntax error"), "{e:?}");
+    assert_eq!(
+        ev("if (val = ENV.fetch('JOURNAL_SOURCE','')) && (val.length > 0); val; else '/run/log/journal'; end"),
+        s("/run/log/journal")
+    );
+    assert_eq!(
+        ev("File.open(ENV['DB_PASSWORD_FILE_FERRENTD_T']).read.chomp"),
+        s("s3cret")
+    );
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(
+        ev("Dir.pwd").map(|v| match v {
+            Evaluated::Str(x) => x + "/out",
+            o => format!("{o:?}"),
+        }),
+        Ok(format!("{}/out", cwd.display()))
+    );
+    std::env::set_var("KUBERNETES_SERVICE_HOST", "fd00::1");
+    assert_eq!(ev(url), s("https://[fd00::1]:443/api"));
+    std::env::set_var("KUBERNETES_SERVICE_HOST", "not an address");
+    assert_eq!(ev(url), s("https://not an address:443/api"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
