@@ -620,3 +620,57 @@ fn unix_socket_forward_protocol() {
         ]
     );
 }
+
+/// Peak resident memory of a process, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn endless_message_and_connection_flood_stay_bounded() {
+    let (pt, ph) = (free_port(), free_port());
+    let mut fd = Ferrentd::start(&format!(
+        "<source>\n  @type tcp\n  bind 127.0.0.1\n  port {pt}\n  tag t\n  <parse>\n    @type none\n  </parse>\n</source>\n\
+         <source>\n  @type http\n  bind 127.0.0.1\n  port {ph}\n</source>\n{STDOUT_MATCH}"
+    ));
+    wait_port(pt);
+    wait_port(ph);
+    // 96 MiB without a delimiter: the unfinished message is cleared at 8 MiB, again and again.
+    let mut s = TcpStream::connect(("127.0.0.1", pt)).unwrap();
+    let block = vec![b'x'; 1 << 20];
+    for _ in 0..96 {
+        s.write_all(&block).unwrap();
+    }
+    s.write_all(b"\nafter the flood\n").unwrap();
+    drop(s);
+    let got = lines_with(&fd, 1, "after the flood");
+    assert_eq!(got.len(), 1, "{}", fd.log());
+    // 300 clients at once, each with one request.
+    let clients: Vec<_> = (0..300)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let body = format!("{{\"i\":{i}}}");
+                let req = format!(
+                    "POST /flood HTTP/1.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                http_raw(ph, req.as_bytes())
+            })
+        })
+        .collect();
+    let answers: Vec<Vec<u8>> = clients.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(answers
+        .iter()
+        .all(|a| a.starts_with(b"HTTP/1.1 200 OK\r\n")));
+    assert_eq!(lines_with(&fd, 300, " flood: ").len(), 300);
+    alive(&mut fd);
+    let peak = peak_rss_kib(fd.pid());
+    assert!(peak > 0 && peak < 200 * 1024, "peak RSS {peak} KiB");
+    let (_, log) = finish(fd);
+    assert!(log.contains("cleared"), "{log}");
+}
