@@ -336,26 +336,35 @@ for port, kind, end in (({pu}, socket.SOCK_DGRAM, ""), ({pt}, socket.SOCK_STREAM
 }
 
 #[test]
-fn syslog_over_tls_with_python_ssl() {
+fn syslog_and_tcp_over_tls_with_python_ssl() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = write_test_pki(dir.path());
-    let port = free_port();
+    let (port, tport) = (free_port(), free_port());
+    let tls = format!(
+        "  <transport tls>\n    cert_path {cert}\n    private_key_path {key}\n  </transport>\n"
+    );
     let fd = Ferrentd::start(&format!(
-        "<source>\n  @type syslog\n  bind 127.0.0.1\n  port {port}\n  tag tls\n  <transport tls>\n    cert_path {cert}\n    private_key_path {key}\n  </transport>\n</source>\n{STDOUT_MATCH}"
+        "<source>\n  @type syslog\n  bind 127.0.0.1\n  port {port}\n  tag tls\n{tls}</source>\n\
+         <source>\n  @type tcp\n  bind 127.0.0.1\n  port {tport}\n  tag tcptls\n{tls}  <parse>\n    @type json\n  </parse>\n</source>\n{STDOUT_MATCH}"
     ));
     wait_port(port);
+    wait_port(tport);
     py(&format!(
         r#"
 import socket, ssl
 ctx = ssl.create_default_context(cafile="{ca}")
-with socket.create_connection(("127.0.0.1", {port})) as raw:
-    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
-        s.sendall(b"<38>Nov 29 12:00:00 tlshost app: over tls\n<38>Nov 29 12:00:01 tlshost app: second\n")
+for port, data in (({port}, b"<38>Nov 29 12:00:00 tlshost app: over tls\n<38>Nov 29 12:00:01 tlshost app: second\n"),
+                   ({tport}, b'{{"over":"tls"}}\n')):
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(data)
 "#
     ));
     let lines = lines_with(&fd, 2, " tls.auth.info: ");
     assert_eq!(lines.len(), 2, "{}", fd.log());
     assert!(lines[0].ends_with(r#"{"host":"tlshost","ident":"app","message":"over tls"}"#));
+    let t = lines_with(&fd, 1, " tcptls: ");
+    assert!(t.len() == 1 && t[0].ends_with(r#"{"over":"tls"}"#), "{t:?}");
 }
 
 #[test]
