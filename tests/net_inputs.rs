@@ -336,26 +336,35 @@ for port, kind, end in (({pu}, socket.SOCK_DGRAM, ""), ({pt}, socket.SOCK_STREAM
 }
 
 #[test]
-fn syslog_over_tls_with_python_ssl() {
+fn syslog_and_tcp_over_tls_with_python_ssl() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = write_test_pki(dir.path());
-    let port = free_port();
+    let (port, tport) = (free_port(), free_port());
+    let tls = format!(
+        "  <transport tls>\n    cert_path {cert}\n    private_key_path {key}\n  </transport>\n"
+    );
     let fd = Ferrentd::start(&format!(
-        "<source>\n  @type syslog\n  bind 127.0.0.1\n  port {port}\n  tag tls\n  <transport tls>\n    cert_path {cert}\n    private_key_path {key}\n  </transport>\n</source>\n{STDOUT_MATCH}"
+        "<source>\n  @type syslog\n  bind 127.0.0.1\n  port {port}\n  tag tls\n{tls}</source>\n\
+         <source>\n  @type tcp\n  bind 127.0.0.1\n  port {tport}\n  tag tcptls\n{tls}  <parse>\n    @type json\n  </parse>\n</source>\n{STDOUT_MATCH}"
     ));
     wait_port(port);
+    wait_port(tport);
     py(&format!(
         r#"
 import socket, ssl
 ctx = ssl.create_default_context(cafile="{ca}")
-with socket.create_connection(("127.0.0.1", {port})) as raw:
-    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
-        s.sendall(b"<38>Nov 29 12:00:00 tlshost app: over tls\n<38>Nov 29 12:00:01 tlshost app: second\n")
+for port, data in (({port}, b"<38>Nov 29 12:00:00 tlshost app: over tls\n<38>Nov 29 12:00:01 tlshost app: second\n"),
+                   ({tport}, b'{{"over":"tls"}}\n')):
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(data)
 "#
     ));
     let lines = lines_with(&fd, 2, " tls.auth.info: ");
     assert_eq!(lines.len(), 2, "{}", fd.log());
     assert!(lines[0].ends_with(r#"{"host":"tlshost","ident":"app","message":"over tls"}"#));
+    let t = lines_with(&fd, 1, " tcptls: ");
+    assert!(t.len() == 1 && t[0].ends_with(r#"{"over":"tls"}"#), "{t:?}");
 }
 
 #[test]
@@ -619,4 +628,58 @@ fn unix_socket_forward_protocol() {
             r#"2023-11-14 22:13:22.000000000 +0000 ux.json: {"j":1}"#,
         ]
     );
+}
+
+/// Peak resident memory of a process, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn endless_message_and_connection_flood_stay_bounded() {
+    let (pt, ph) = (free_port(), free_port());
+    let mut fd = Ferrentd::start(&format!(
+        "<source>\n  @type tcp\n  bind 127.0.0.1\n  port {pt}\n  tag t\n  <parse>\n    @type none\n  </parse>\n</source>\n\
+         <source>\n  @type http\n  bind 127.0.0.1\n  port {ph}\n</source>\n{STDOUT_MATCH}"
+    ));
+    wait_port(pt);
+    wait_port(ph);
+    // 96 MiB without a delimiter: the unfinished message is cleared at 8 MiB, again and again.
+    let mut s = TcpStream::connect(("127.0.0.1", pt)).unwrap();
+    let block = vec![b'x'; 1 << 20];
+    for _ in 0..96 {
+        s.write_all(&block).unwrap();
+    }
+    s.write_all(b"\nafter the flood\n").unwrap();
+    drop(s);
+    let got = lines_with(&fd, 1, "after the flood");
+    assert_eq!(got.len(), 1, "{}", fd.log());
+    // 300 clients at once, each with one request.
+    let clients: Vec<_> = (0..300)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let body = format!("{{\"i\":{i}}}");
+                let req = format!(
+                    "POST /flood HTTP/1.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                http_raw(ph, req.as_bytes())
+            })
+        })
+        .collect();
+    let answers: Vec<Vec<u8>> = clients.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(answers
+        .iter()
+        .all(|a| a.starts_with(b"HTTP/1.1 200 OK\r\n")));
+    assert_eq!(lines_with(&fd, 300, " flood: ").len(), 300);
+    alive(&mut fd);
+    let peak = peak_rss_kib(fd.pid());
+    assert!(peak > 0 && peak < 200 * 1024, "peak RSS {peak} KiB");
+    let (_, log) = finish(fd);
+    assert!(log.contains("cleared"), "{log}");
 }

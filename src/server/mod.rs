@@ -29,6 +29,9 @@ pub const POLL: Duration = Duration::from_millis(500);
 /// the longest is closed, or the new one refused.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
+/// A write blocked this long (the peer does not read) ends the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connection idle at least this long may be closed to make room for a new one.
 const EVICT_IDLE: Duration = Duration::from_secs(2);
 
@@ -438,15 +441,22 @@ pub fn serve_stream<F>(
             tv_sec: 0,
             tv_usec: POLL.as_micros() as libc::suseconds_t,
         };
-        // SAFETY: a valid socket; SO_RCVTIMEO takes a timeval of this size.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const libc::timeval as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            );
+        // A peer that stops reading our answers cannot hold a connection thread forever.
+        let wtv = libc::timeval {
+            tv_sec: WRITE_TIMEOUT.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        for (opt, t) in [(libc::SO_RCVTIMEO, &tv), (libc::SO_SNDTIMEO, &wtv)] {
+            // SAFETY: a valid socket; both options take a timeval of this size.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    t as *const libc::timeval as *const libc::c_void,
+                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+                );
+            }
         }
         let stream = match (&opts.tls, stream) {
             (Some(cfg), ConnStream::Tcp(tcp)) => match rustls::ServerConnection::new(cfg.clone()) {
