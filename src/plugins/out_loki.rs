@@ -364,7 +364,8 @@ impl BufferedOutput for LokiOutput {
         let body = self.build_body(entries);
         let mut headers: Vec<(String, String)> = self.custom_headers.clone();
         headers.push(("Content-Type".into(), "application/json".into()));
-        if let Some(t) = &self.token {
+        // `req.basic_auth` replaces a bearer Authorization in the plugin.
+        if let (Some(t), None) = (&self.token, &self.username) {
             let tok = t.current().map_err(WriteError::Retriable)?;
             headers.push(("Authorization".into(), format!("Bearer {tok}")));
         }

@@ -16,6 +16,8 @@ fn expanded(o: &EsOutput) -> Expanded {
         index_name: o.s.index_name.clone(),
         pipeline: o.s.pipeline.clone(),
         data_stream_name: None,
+        index_bucket: Expanded::bucket_for(&o.s.logstash_dateformat),
+        index_cache: Default::default(),
     }
 }
 
