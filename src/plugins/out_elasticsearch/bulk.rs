@@ -468,16 +468,20 @@ impl EsOutput {
                             index.clear();
                         }
                     }
-                    let gi = *index.entry(key.clone()).or_insert_with(|| {
-                        groups.push((
-                            key,
-                            Group {
-                                url_index,
-                                ..Group::default()
-                            },
-                        ));
-                        groups.len() - 1
-                    });
+                    let gi = match index.get(&key) {
+                        Some(&gi) => gi,
+                        None => {
+                            groups.push((
+                                key.clone(),
+                                Group {
+                                    url_index,
+                                    ..Group::default()
+                                },
+                            ));
+                            index.insert(key, groups.len() - 1);
+                            groups.len() - 1
+                        }
+                    };
                     let g = &mut groups[gi].1;
                     g.body.extend_from_slice(&lines);
                     g.items.push(Item { pos, time });
