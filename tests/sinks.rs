@@ -430,3 +430,132 @@ fn out_http_error_status_does_not_block_later_chunks() {
     let log = fd.stop_with_log().1;
     assert!(log.contains("400"), "{log}");
 }
+
+/// Throughput of each HTTP sink next to out_file's: `scripts/bench-sinks` runs it. in_tail
+/// reads one file of JSON lines from the head; the time is from start until the receiver (a
+/// fake sink answering at once, or the output file) holds every event.
+#[test]
+#[ignore]
+fn bench_sinks() {
+    let n: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut input = Vec::with_capacity(n * 160);
+    for i in 0..n {
+        input.extend_from_slice(
+            format!(
+                "{{\"time\":\"2024-03-01T10:00:{:02}.{:09}Z\",\"level\":\"info\",\"msg\":\"GET /api/items/{i} 200\",\"latency_ms\":{},\"user\":\"u{}\",\"pod\":\"web-{}\"}}\n",
+                i % 60,
+                i,
+                i % 997,
+                i % 50,
+                i % 7
+            )
+            .as_bytes(),
+        );
+    }
+    let mb = input.len() as f64 / 1e6;
+    let buffer = std::env::var("BENCH_BUFFER").unwrap_or_else(|_| "@type memory\n    flush_mode interval\n    flush_interval 0.3\n    flush_thread_interval 0.05\n    chunk_limit_size 4m\n    flush_thread_count 2\n    total_limit_size 1g".to_string());
+    let source = "<source>\n  @type tail\n  path ./in.log\n  tag bench\n  read_from_head true\n  <parse>\n    @type json\n    time_format %Y-%m-%dT%H:%M:%S.%NZ\n  </parse>\n</source>\n";
+    let count_es = |b: &[u8]| b.iter().filter(|&&c| c == b'\n').count() / 2;
+    let count_lines = |b: &[u8]| b.iter().filter(|&&c| c == b'\n').count();
+    let count_loki = |b: &[u8]| b.windows(3).filter(|w| w == b"[\"1").count();
+    type Counter = fn(&[u8]) -> usize;
+    let sinks: Vec<(&str, String, Counter)> = vec![
+        ("loki", "@type loki\n  url http://127.0.0.1:{PORT}\n  line_format json\n  <label>\n    pod\n  </label>".into(), count_loki),
+        ("elasticsearch", "@type elasticsearch\n  host 127.0.0.1\n  port {PORT}\n  logstash_format true".into(), count_es),
+        ("http", "@type http\n  endpoint http://127.0.0.1:{PORT}/bulk\n  retryable_response_codes [503]".into(), count_lines),
+    ];
+    let mut results = Vec::new();
+    // out_file first: the reference.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.log"), &input).unwrap();
+        let conf = format!("{source}<match bench>\n  @type file\n  path ./out/bench\n  append true\n  <buffer>\n    {buffer}\n  </buffer>\n</match>\n");
+        let start = std::time::Instant::now();
+        let fd = Ferrentd::start_in(dir, &conf);
+        let out = fd.dir.path().join("out");
+        loop {
+            let mut lines = 0;
+            if let Ok(rd) = std::fs::read_dir(&out) {
+                for e in rd.flatten() {
+                    lines += count_lines(&std::fs::read(e.path()).unwrap_or_default());
+                }
+            }
+            if lines >= n {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "out_file: {lines} of {n}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        results.push(("file", start.elapsed().as_secs_f64()));
+        drop(fd);
+    }
+    for (name, out, count) in sinks {
+        let total = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let t2 = total.clone();
+        let t0 = std::time::Instant::now();
+        let sink = FakeSink::start(Box::new(move |r, k| {
+            if std::env::var("BENCH_TRACE").is_ok() {
+                eprintln!(
+                    "{name} req {k} at {:.2}s, {} bytes",
+                    t0.elapsed().as_secs_f64(),
+                    r.body.len()
+                );
+            }
+            if r.method == "GET" {
+                return Answer::Status(200, ES_INFO.into());
+            }
+            t2.fetch_add(count(&r.body), std::sync::atomic::Ordering::Relaxed);
+            match name {
+                "loki" => Answer::Status(204, String::new()),
+                "elasticsearch" => {
+                    Answer::Status(200, "{\"took\":1,\"errors\":false,\"items\":[]}".into())
+                }
+                _ => Answer::Status(200, String::new()),
+            }
+        }));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.log"), &input).unwrap();
+        let conf = format!(
+            "{source}<match bench>\n  {}\n  <buffer>\n    {buffer}\n  </buffer>\n</match>\n",
+            out.replace("{PORT}", &sink.port.to_string())
+        );
+        // The request log would hold every body: keep only the counts.
+        let start = std::time::Instant::now();
+        let fd = Ferrentd::start_in(dir, &conf);
+        while total.load(std::sync::atomic::Ordering::Relaxed) < n {
+            sink.log.lock().unwrap().clear();
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "{name}: {} of {n}\n{}",
+                total.load(std::sync::atomic::Ordering::Relaxed),
+                fd.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        results.push((name, start.elapsed().as_secs_f64()));
+        if std::env::var("BENCH_TRACE").is_ok() {
+            eprintln!("{}", fd.log());
+        }
+        drop(fd);
+    }
+    let file_rate = n as f64 / results[0].1;
+    println!("\n{n} events, {mb:.1} MB of JSON lines (in_tail -> output, memory buffer, 2 flush threads)");
+    println!(
+        "{:<15} {:>10} {:>12} {:>8} {:>10}",
+        "output", "seconds", "events/s", "MB/s", "vs file"
+    );
+    for (name, secs) in &results {
+        let rate = n as f64 / secs;
+        println!(
+            "{name:<15} {secs:>10.2} {rate:>12.0} {:>8.1} {:>9.0}%",
+            mb / secs,
+            rate / file_rate * 100.0
+        );
+    }
+}

@@ -364,7 +364,8 @@ impl BufferedOutput for LokiOutput {
         let body = self.build_body(entries);
         let mut headers: Vec<(String, String)> = self.custom_headers.clone();
         headers.push(("Content-Type".into(), "application/json".into()));
-        if let Some(t) = &self.token {
+        // `req.basic_auth` replaces a bearer Authorization in the plugin.
+        if let (Some(t), None) = (&self.token, &self.username) {
             let tok = t.current().map_err(WriteError::Retriable)?;
             headers.push(("Authorization".into(), format!("Bearer {tok}")));
         }
@@ -562,5 +563,46 @@ mod tests {
         let elem = crate::test_util::directive("<match x>\n@type loki\nurl ftp://x\n</match>");
         let e = build(&elem, &PluginContext::for_tests()).err().unwrap();
         assert!(e.to_string().contains("HTTP/HTTPS"), "{e}");
+    }
+
+    #[test]
+    fn bearer_token_is_reread_when_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, "one").unwrap();
+        let t = Token::load(p.to_str().unwrap()).unwrap();
+        assert_eq!(t.current().unwrap(), "one");
+        // A later modification time marks the rotation.
+        std::fs::write(&p, "two").unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(t.current().unwrap(), "two");
+        std::fs::write(&p, "").unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(10))
+            .unwrap();
+        assert!(t.current().is_err());
+        assert!(Token::load("/nonexistent/token").is_err());
+    }
+
+    #[test]
+    fn drop_single_key_and_remove_keys() {
+        let o = output(
+            "drop_single_key true
+remove_keys a, $.b.c",
+        );
+        let body = o.build_body(vec![(
+            EventTime::new(1, 0),
+            rec(r#"{"a":1,"b":{"c":2},"log":"x"}"#),
+        )]);
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains(r#"["1000000000","b={} log=x"]"#), "{text}");
+        let o = output("drop_single_key true");
+        let body = o.build_body(vec![(EventTime::new(1, 0), rec(r#"{"log":"only"}"#))]);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"streams":[{"stream":{},"values":[["1000000000","only"]]}]}"#
+        );
     }
 }

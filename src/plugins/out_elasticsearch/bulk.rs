@@ -20,7 +20,18 @@ pub struct Dt {
 
 /// `DateTime#iso8601(precision)`: `2023-11-30T23:59:59.999999999+00:00`.
 pub fn iso8601(dt: Dt, precision: usize) -> String {
-    let mut s = strftime(dt.t, "%Y-%m-%dT%H:%M:%S", &TimeZoneSpec::Fixed(dt.offset));
+    use std::fmt::Write;
+    let local = dt.t.sec + dt.offset as i64;
+    let (y, mo, d) = crate::timefmt::civil_from_days(local.div_euclid(86400));
+    let sod = local.rem_euclid(86400);
+    let mut s = String::with_capacity(36);
+    let _ = write!(
+        s,
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    );
     if precision > 0 {
         let frac = format!("{:09}", dt.t.nsec);
         s.push('.');
@@ -29,7 +40,7 @@ pub fn iso8601(dt: Dt, precision: usize) -> String {
     let off = dt.offset;
     let sign = if off < 0 { '-' } else { '+' };
     let a = off.unsigned_abs();
-    s.push_str(&format!("{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60));
+    let _ = write!(s, "{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60);
     s
 }
 
@@ -80,7 +91,6 @@ fn truthy(v: Option<&Value>) -> bool {
 pub struct Item {
     pub pos: usize,
     pub time: EventTime,
-    pub raw: Record,
 }
 
 /// One `_bulk` request: the records of one target index.
@@ -99,6 +109,18 @@ pub struct Expanded {
     pub index_name: String,
     pub pipeline: Option<String>,
     pub data_stream_name: Option<String>,
+    /// Seconds within which the logstash date part cannot change, and the last index made.
+    pub index_bucket: i64,
+    pub index_cache: std::cell::RefCell<Option<((i64, i32), String)>>,
+}
+
+impl Expanded {
+    pub fn bucket_for(dateformat: &str) -> i64 {
+        // Month/year-only formats change on day boundaries.
+        crate::buffer::keys::time_placeholder_unit(dateformat)
+            .map(|u| u.0)
+            .unwrap_or(86400)
+    }
 }
 
 enum Processed {
@@ -276,12 +298,21 @@ impl EsOutput {
             (Some(v), _) => String::from_utf8_lossy(&v.to_ruby_s()).into_owned(),
             (None, Some(d)) if s.logstash_format => {
                 let off = if s.utc_index { 0 } else { d.offset };
-                format!(
-                    "{}{}{}",
-                    ex.logstash_prefix,
-                    s.logstash_prefix_separator,
-                    strftime(d.t, &ex.logstash_dateformat, &TimeZoneSpec::Fixed(off))
-                )
+                let key = ((d.t.sec + off as i64).div_euclid(ex.index_bucket), off);
+                let mut cache = ex.index_cache.borrow_mut();
+                match &*cache {
+                    Some((k, v)) if *k == key => v.clone(),
+                    _ => {
+                        let v = format!(
+                            "{}{}{}",
+                            ex.logstash_prefix,
+                            s.logstash_prefix_separator,
+                            strftime(d.t, &ex.logstash_dateformat, &TimeZoneSpec::Fixed(off))
+                        );
+                        *cache = Some((key, v.clone()));
+                        v
+                    }
+                }
             }
             _ => ex.index_name.clone(),
         }
@@ -392,9 +423,12 @@ impl EsOutput {
         let id = chunk.unique_id_hex();
         let p = &self.placeholders;
         let md = &chunk.metadata;
+        let dateformat = p.expand(&self.s.logstash_dateformat, md, &id);
         let ex = Expanded {
             logstash_prefix: p.expand(&self.s.logstash_prefix, md, &id),
-            logstash_dateformat: p.expand(&self.s.logstash_dateformat, md, &id),
+            index_bucket: Expanded::bucket_for(&dateformat),
+            index_cache: Default::default(),
+            logstash_dateformat: dateformat,
             index_name: p.expand(&self.s.index_name, md, &id),
             pipeline: self.s.pipeline.as_deref().map(|t| p.expand(t, md, &id)),
             data_stream_name: self
@@ -408,7 +442,8 @@ impl EsOutput {
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut failures: Vec<String> = Vec::new();
         let mut unrecoverable: Option<String> = None;
-        for (pos, (time, rec)) in entries.into_iter().enumerate() {
+        for (pos, (time, rec)) in entries.iter().enumerate() {
+            let time = *time;
             if done.contains(&pos) {
                 continue;
             }
@@ -422,6 +457,7 @@ impl EsOutput {
                             for (_, g) in groups.drain(..) {
                                 self.send_group(
                                     &tag,
+                                    &entries,
                                     g,
                                     major,
                                     &mut settled,
@@ -432,23 +468,23 @@ impl EsOutput {
                             index.clear();
                         }
                     }
-                    let gi = *index.entry(key.clone()).or_insert_with(|| {
-                        groups.push((
-                            key,
-                            Group {
-                                url_index,
-                                ..Group::default()
-                            },
-                        ));
-                        groups.len() - 1
-                    });
+                    let gi = match index.get(&key) {
+                        Some(&gi) => gi,
+                        None => {
+                            groups.push((
+                                key.clone(),
+                                Group {
+                                    url_index,
+                                    ..Group::default()
+                                },
+                            ));
+                            index.insert(key, groups.len() - 1);
+                            groups.len() - 1
+                        }
+                    };
                     let g = &mut groups[gi].1;
                     g.body.extend_from_slice(&lines);
-                    g.items.push(Item {
-                        pos,
-                        time,
-                        raw: rec,
-                    });
+                    g.items.push(Item { pos, time });
                 }
                 Ok(Processed::MissingId) => {
                     settled.insert(pos);
@@ -458,7 +494,7 @@ impl EsOutput {
                         self.errors.emit_error_event(
                             &tag,
                             time,
-                            rec,
+                            rec.clone(),
                             &format!("Missing '_id' field. Write operation is {op}"),
                         );
                     } else {
@@ -469,13 +505,14 @@ impl EsOutput {
                 }
                 Err(e) => {
                     settled.insert(pos);
-                    self.errors.emit_error_event(&tag, time, rec, &e);
+                    self.errors.emit_error_event(&tag, time, rec.clone(), &e);
                 }
             }
         }
         for (_, g) in groups {
             self.send_group(
                 &tag,
+                &entries,
                 g,
                 major,
                 &mut settled,
@@ -502,9 +539,11 @@ impl EsOutput {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn send_group(
         &self,
         tag: &str,
+        entries: &[(EventTime, Record)],
         g: Group,
         major: i64,
         settled: &mut HashSet<usize>,
@@ -574,7 +613,7 @@ impl EsOutput {
             settled: s,
             retry,
             abort,
-        } = response::handle(self, tag, &r.body, g.items);
+        } = response::handle(self, tag, &r.body, g.items, entries);
         settled.extend(s);
         if let Some(a) = abort {
             *unrecoverable = Some(a);

@@ -541,7 +541,9 @@ fn build(elem: &Element, ctx: &PluginContext, flavor: Flavor) -> Result<EsOutput
         };
         validate_data_stream_name(name).map_err(|m| elem.error(m))?;
     }
-    if conf.enable_ilm || conf.template_file.is_some() {
+    if flavor == Flavor::DataStream {
+        tracing::warn!("{plugin}: the data stream, its index template and ILM policy are not created by ferrentd; create them in the cluster");
+    } else if conf.enable_ilm || conf.template_file.is_some() {
         tracing::warn!("{plugin}: index templates and ILM are not installed by ferrentd (template_file, enable_ilm); create them in the cluster");
     }
     let _ = &conf.template_name;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::bulk::Item;
 use super::{EsOutput, Op};
+use crate::event::{EventTime, Record};
 
 /// Counters, as the plugin's debug line reports them.
 #[derive(Default, Debug)]
@@ -38,7 +39,14 @@ pub struct Outcome {
     pub abort: Option<String>,
 }
 
-pub fn handle(out: &EsOutput, tag: &str, body: &[u8], items: Vec<Item>) -> Outcome {
+pub fn handle(
+    out: &EsOutput,
+    tag: &str,
+    body: &[u8],
+    items: Vec<Item>,
+    entries: &[(EventTime, Record)],
+) -> Outcome {
+    let raw = |i: &Item| entries.get(i.pos).map(|e| e.1.clone()).unwrap_or_default();
     let all: Vec<usize> = items.iter().map(|i| i.pos).collect();
     let doc: serde_json::Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -95,7 +103,7 @@ pub fn handle(out: &EsOutput, tag: &str, body: &[u8], items: Vec<Item>) -> Outco
                 out.errors.emit_error_event(
                     tag,
                     item.time,
-                    item.raw,
+                    raw(&item),
                     &format!("unexpected bulk response item: {res}"),
                 );
                 settled.push(item.pos);
@@ -107,7 +115,7 @@ pub fn handle(out: &EsOutput, tag: &str, body: &[u8], items: Vec<Item>) -> Outco
             out.errors.emit_error_event(
                 tag,
                 item.time,
-                item.raw,
+                raw(&item),
                 &format!("bulk response item without status: {res}"),
             );
             settled.push(item.pos);
@@ -145,7 +153,8 @@ pub fn handle(out: &EsOutput, tag: &str, body: &[u8], items: Vec<Item>) -> Outco
                 } else {
                     tracing::debug!("400 - Rejected by Elasticsearch{detail}");
                 }
-                out.errors.emit_error_event(tag, item.time, item.raw, &msg);
+                out.errors
+                    .emit_error_event(tag, item.time, raw(&item), &msg);
                 settled.push(item.pos);
             }
             _ => match etype {
@@ -168,7 +177,7 @@ pub fn handle(out: &EsOutput, tag: &str, body: &[u8], items: Vec<Item>) -> Outco
                     out.errors.emit_error_event(
                         tag,
                         item.time,
-                        item.raw,
+                        raw(&item),
                         &format!("{status} - No error type provided in the response"),
                     );
                     settled.push(item.pos);

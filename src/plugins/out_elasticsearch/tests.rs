@@ -16,6 +16,8 @@ fn expanded(o: &EsOutput) -> Expanded {
         index_name: o.s.index_name.clone(),
         pipeline: o.s.pipeline.clone(),
         data_stream_name: None,
+        index_bucket: Expanded::bucket_for(&o.s.logstash_dateformat),
+        index_cache: Default::default(),
     }
 }
 
@@ -104,4 +106,100 @@ fn hosts_forms() {
         o.endpoints[1].auth,
         Some(("u".to_string(), "p@x".to_string()))
     );
+}
+
+#[test]
+fn data_stream_create_actions() {
+    let elem = crate::test_util::directive(
+        "<match x>\n@type elasticsearch_data_stream\ndata_stream_name logs-app-default\nid_key rid\nremove_keys rid\n</match>",
+    );
+    let o = build(&elem, &PluginContext::for_tests(), Flavor::DataStream).unwrap();
+    let mut ex = expanded(&o);
+    ex.data_stream_name = Some("logs-app-default".into());
+    let l = o
+        .process_for_test(
+            "app",
+            EventTime::new(1701388799, 5),
+            rec(r#"{"rid":"a1","m":1}"#),
+            8,
+            &ex,
+        )
+        .unwrap();
+    assert_eq!(
+        l,
+        "{\"create\":{\"_id\":\"a1\"}}\n{\"m\":1,\"@timestamp\":\"2023-11-30T23:59:59.000000005+00:00\"}\n"
+    );
+}
+
+#[test]
+fn opensearch_has_no_type_and_routing_key() {
+    let elem =
+        crate::test_util::directive("<match x>\n@type opensearch\nrouting_key user.id\n</match>");
+    let o = build(&elem, &PluginContext::for_tests(), Flavor::OpenSearch).unwrap();
+    let l = o
+        .process_for_test(
+            "app",
+            EventTime::new(1, 0),
+            rec(r#"{"user":{"id":7}}"#),
+            2,
+            &expanded(&o),
+        )
+        .unwrap();
+    assert!(
+        l.starts_with("{\"index\":{\"_index\":\"fluentd\",\"routing\":7}}"),
+        "{l}"
+    );
+}
+
+#[test]
+fn target_index_key_and_include_timestamp() {
+    let o = output("target_index_key meta.idx\ninclude_timestamp true\ntime_precision 3");
+    let l = lines_of(
+        &o,
+        EventTime::new(1701388799, 123_456_789),
+        r#"{"meta":{"idx":"Custom-Index","k":1}}"#,
+        7,
+    )
+    .unwrap();
+    assert_eq!(
+        l,
+        "{\"index\":{\"_index\":\"custom-index\",\"_type\":\"_doc\"}}\n{\"meta\":{\"k\":1},\"@timestamp\":\"2023-11-30T23:59:59.123+00:00\"}\n"
+    );
+}
+
+#[test]
+fn per_item_results() {
+    use super::bulk::Item;
+    let o = output("write_operation create\nid_key id");
+    let entries: Vec<(EventTime, Record)> = (0..4)
+        .map(|i| (EventTime::new(i, 0), rec(&format!("{{\"id\":{i}}}"))))
+        .collect();
+    let items = || {
+        (0..4)
+            .map(|pos| Item {
+                pos,
+                time: EventTime::new(pos as i64, 0),
+            })
+            .collect()
+    };
+    let body = br#"{"errors":true,"items":[
+        {"create":{"status":201}},
+        {"create":{"status":409,"error":{"type":"version_conflict_engine_exception"}}},
+        {"create":{"status":429,"error":{"type":"es_rejected_execution_exception"}}},
+        {"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"bad"}}}]}"#;
+    let out = response::handle(&o, "t", body, items(), &entries);
+    assert_eq!(out.settled, vec![0, 1, 3]);
+    assert_eq!(out.retry, 1);
+    assert!(out.abort.is_none());
+    assert_eq!(o.errors.count(), 1, "the 400 item goes to @ERROR");
+    // Listing the type makes it abort the chunk, as the plugin does.
+    let o = output("write_operation create\nid_key id\nunrecoverable_error_types [\"es_rejected_execution_exception\"]");
+    let out = response::handle(&o, "t", body, items(), &entries);
+    assert!(out
+        .abort
+        .unwrap()
+        .contains("es_rejected_execution_exception"));
+    // A mismatched item count is unrecoverable.
+    let out = response::handle(&o, "t", br#"{"errors":true,"items":[]}"#, items(), &entries);
+    assert!(out.abort.unwrap().contains("do not match"));
 }
