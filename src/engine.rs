@@ -150,6 +150,7 @@ fn log_event_match_warnings(root: &Router) -> Vec<&'static str> {
 /// A built, not yet running, event graph.
 pub struct Engine {
     inputs: Vec<(String, Box<dyn Input>, Emitter)>,
+    filters: Vec<Arc<dyn plugins::Filter>>,
     outputs: Vec<Arc<dyn Output>>,
     errors: ErrorSink,
 }
@@ -158,6 +159,7 @@ pub struct Engine {
 pub struct Running {
     threads: Vec<(String, JoinHandle<()>)>,
     shutdown: Shutdown,
+    filters: Vec<Arc<dyn plugins::Filter>>,
     outputs: Vec<Arc<dyn Output>>,
     errors: ErrorSink,
 }
@@ -246,6 +248,7 @@ impl Engine {
         };
 
         let mut outputs: Vec<Arc<dyn Output>> = Vec::new();
+        let mut filters: Vec<Arc<dyn plugins::Filter>> = Vec::new();
         let mut build_router =
             |name: &str, parent: &Element, own: &Emitter| -> Result<Arc<Router>, ConfigError> {
                 let mut rules = Vec::new();
@@ -263,10 +266,12 @@ impl Engine {
                                 router: own.clone(),
                                 ..base.clone()
                             };
-                            let f = plugins::new_filter(e, &ctx)?;
+                            let f: Arc<dyn plugins::Filter> =
+                                Arc::from(plugins::new_filter(e, &ctx)?);
+                            filters.push(f.clone());
                             rules.push(Rule {
                                 pattern: pattern()?,
-                                action: RuleAction::Filter(Arc::from(f)),
+                                action: RuleAction::Filter(f),
                             });
                         }
                         "match" => {
@@ -320,6 +325,7 @@ impl Engine {
         }
         Ok(Engine {
             inputs,
+            filters,
             outputs,
             errors,
         })
@@ -332,8 +338,14 @@ impl Engine {
         for o in &self.outputs {
             o.start()?;
         }
+        for f in &self.filters {
+            f.start();
+        }
         for (i, (name, input, _)) in self.inputs.iter_mut().enumerate() {
             if let Err(e) = input.start() {
+                for f in &self.filters {
+                    f.shutdown();
+                }
                 for o in &self.outputs {
                     o.shutdown();
                 }
@@ -363,6 +375,7 @@ impl Engine {
         Ok(Running {
             threads,
             shutdown,
+            filters: self.filters,
             outputs: self.outputs,
             errors: self.errors,
         })
@@ -384,6 +397,10 @@ impl Running {
             if h.join().is_err() {
                 tracing::error!("{name} panicked while stopping");
             }
+        }
+        // Filters that hold events back (concat) hand them on while outputs still run.
+        for f in &self.filters {
+            f.shutdown();
         }
         for o in &self.outputs {
             o.shutdown();
