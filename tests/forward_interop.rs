@@ -7,7 +7,8 @@ mod forward_common;
 
 use forward_common::*;
 
-const STDOUT_MATCH: &str = "<match fluent.**>\n  @type null\n</match>\n<match **>\n  @type stdout\n</match>\n";
+const STDOUT_MATCH: &str =
+    "<match fluent.**>\n  @type null\n</match>\n<match **>\n  @type stdout\n</match>\n";
 
 #[test]
 fn fluent_org_client_all_modes_with_acks() {

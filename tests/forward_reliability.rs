@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use ferrentd::event::Value;
 use forward_common::*;
 
-const DEST: &str = "<match fluent.**>\n  @type null\n</match>\n<match **>\n  @type stdout\n</match>\n";
+const DEST: &str =
+    "<match fluent.**>\n  @type null\n</match>\n<match **>\n  @type stdout\n</match>\n";
 
 fn dest_conf(port: u16) -> String {
     format!("<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n{DEST}")
