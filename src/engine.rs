@@ -109,12 +109,29 @@ pub fn system_config(root: &Element, strict: bool) -> Result<SystemConfig, Confi
     if let Some(dup) = systems.next() {
         return Err(dup.error("<system> is duplicated. <system> should be only one"));
     }
-    crate::config_parser::configure(
+    let conf: SystemConfig = crate::config_parser::configure(
         sys,
         &crate::config_parser::ConfigureOptions {
             strict,
             plugin: "system".to_string(),
         },
+    )?;
+    if let Some(log) = sys.child("log") {
+        if let Some(f) = log.get("format") {
+            if f != "text" && f != "json" {
+                return Err(log.error(format!("valid options are text,json but got {f}")));
+            }
+        }
+    }
+    Ok(conf)
+}
+
+/// `<system><log>`: (json format, time_format).
+pub fn log_style(root: &Element) -> (bool, Option<String>) {
+    let log = root.child("system").and_then(|s| s.child("log"));
+    (
+        log.and_then(|l| l.get("format")) == Some("json"),
+        log.and_then(|l| l.get("time_format")).map(str::to_string),
     )
 }
 
@@ -159,9 +176,33 @@ fn log_event_match_warnings(root: &Router) -> Vec<&'static str> {
     matched
 }
 
+/// Emits queued log lines as `fluent.LEVEL` events `{"message": ...}` on a thread of its own,
+/// whose own log lines are not queued (so an output failing on log events cannot feed back).
+fn start_log_events(to: Emitter, tags: Vec<&'static str>) -> anyhow::Result<JoinHandle<()>> {
+    let rx = crate::logging::enable_log_events();
+    Ok(std::thread::Builder::new()
+        .name("log_event".into())
+        .spawn(move || {
+            crate::logging::exclude_this_thread_from_log_events();
+            for ev in rx {
+                let tag = format!("fluent.{}", ev.level);
+                if !tags.contains(&tag.as_str()) {
+                    continue;
+                }
+                let mut r = crate::event::Record::new();
+                r.insert("message", crate::event::Value::str(ev.message));
+                to.emit(&tag, crate::event::EventStream::one(ev.time, r));
+            }
+        })?)
+}
+
 /// A built, not yet running, event graph.
 pub struct Engine {
     inputs: Vec<(String, Box<dyn Input>, Emitter)>,
+    /// Where Fluentd's own log events go, and which `fluent.LEVEL` tags are routed.
+    log_events: Option<(Emitter, Vec<&'static str>)>,
+    log_thread: Option<JoinHandle<()>>,
+    filters: Vec<Arc<dyn plugins::Filter>>,
     outputs: Vec<Arc<dyn Output>>,
     errors: ErrorSink,
     labels: LabelTable,
@@ -170,7 +211,9 @@ pub struct Engine {
 /// A running event graph.
 pub struct Running {
     threads: Vec<(String, JoinHandle<()>)>,
+    log_thread: Option<JoinHandle<()>>,
     shutdown: Shutdown,
+    filters: Vec<Arc<dyn plugins::Filter>>,
     outputs: Vec<Arc<dyn Output>>,
     errors: ErrorSink,
 }
@@ -260,6 +303,7 @@ impl Engine {
         };
 
         let mut outputs: Vec<Arc<dyn Output>> = Vec::new();
+        let mut filters: Vec<Arc<dyn plugins::Filter>> = Vec::new();
         let mut build_router =
             |name: &str, parent: &Element, own: &Emitter| -> Result<Arc<Router>, ConfigError> {
                 let mut rules = Vec::new();
@@ -277,10 +321,12 @@ impl Engine {
                                 router: own.clone(),
                                 ..base.clone()
                             };
-                            let f = plugins::new_filter(e, &ctx)?;
+                            let f: Arc<dyn plugins::Filter> =
+                                Arc::from(plugins::new_filter(e, &ctx)?);
+                            filters.push(f.clone());
                             rules.push(Rule {
                                 pattern: pattern()?,
-                                action: RuleAction::Filter(Arc::from(f)),
+                                action: RuleAction::Filter(f),
                             });
                         }
                         "match" => {
@@ -313,9 +359,13 @@ impl Engine {
             own.bind(router);
         }
         let root_router = build_router("@ROOT", &root, &root_emitter)?;
-        if !labels.contains_key(LOG_EVENT_LABEL) {
-            log_event_match_warnings(&root_router);
-        }
+        let log_events = match labels.get(LOG_EVENT_LABEL) {
+            Some(l) => Some((l.clone(), LOG_EVENT_TAGS.to_vec())),
+            None => {
+                let matched = log_event_match_warnings(&root_router);
+                (!matched.is_empty()).then(|| (root_emitter.clone(), matched))
+            }
+        };
         root_emitter.bind(root_router);
         let mut inputs = Vec::new();
         for e in directives.iter().filter(|e| e.name == "source") {
@@ -334,6 +384,9 @@ impl Engine {
         }
         Ok(Engine {
             inputs,
+            log_events,
+            log_thread: None,
+            filters,
             outputs,
             errors,
             labels: table,
@@ -350,21 +403,42 @@ impl Engine {
         &self.errors
     }
 
+    /// From now on log lines become events (`<label @FLUENT_LOG>` or the top-level matches of
+    /// `fluent.*`); called before the start-up lines so that they are routed too.
+    pub fn route_log_events(&mut self) -> anyhow::Result<()> {
+        if let Some((to, tags)) = self.log_events.take() {
+            self.log_thread = Some(start_log_events(to, tags)?);
+        }
+        Ok(())
+    }
+
     /// Starts outputs, then inputs on their own threads.
     /// An input that cannot acquire its resources (a port in use, a missing library) stops
     /// start-up, as in Fluentd; outputs already started are shut down first.
     pub fn start(mut self, runtime: tokio::runtime::Handle) -> anyhow::Result<Running> {
         for o in &self.outputs {
-            o.start()?;
+            if let Err(e) = o.start() {
+                crate::logging::disable_log_events();
+                return Err(e);
+            }
+        }
+        for f in &self.filters {
+            f.start();
         }
         for (i, (name, input, _)) in self.inputs.iter_mut().enumerate() {
             if let Err(e) = input.start() {
+                for f in &self.filters {
+                    f.shutdown();
+                }
                 for o in &self.outputs {
                     o.shutdown();
                 }
+                crate::logging::disable_log_events();
                 return Err(e.context(format!("in_{name}#{i} failed to start")));
             }
         }
+        self.route_log_events()?;
+        let log_thread = self.log_thread.take();
         let shutdown = Shutdown::new();
         let mut threads = Vec::new();
         for (i, (name, input, router)) in self.inputs.into_iter().enumerate() {
@@ -387,7 +461,9 @@ impl Engine {
         }
         Ok(Running {
             threads,
+            log_thread,
             shutdown,
+            filters: self.filters,
             outputs: self.outputs,
             errors: self.errors,
         })
@@ -410,8 +486,23 @@ impl Running {
                 tracing::error!("{name} panicked while stopping");
             }
         }
+        // Filters that hold events back (concat) hand them on while outputs still run.
+        for f in &self.filters {
+            f.shutdown();
+        }
+        // Log lines queued so far become events before outputs flush; later ones stay lines.
+        crate::logging::disable_log_events();
+        if let Some(h) = self.log_thread {
+            if h.join().is_err() {
+                tracing::error!("the log event thread panicked");
+            }
+        }
         for o in &self.outputs {
             o.shutdown();
+        }
+        let dropped = crate::logging::dropped_log_events();
+        if dropped > 0 {
+            tracing::warn!("{dropped} log lines were not emitted as events (the queue was full)");
         }
         let n = self.errors.count();
         if n > 0 {
@@ -502,5 +593,77 @@ mod order_tests {
         let conf =
             "<source>\n@type nosuchinput\n</source>\n<match a>\n@type nosuchoutput\n</match>";
         assert!(first_error(conf).starts_with("Unknown output plugin 'nosuchoutput'"));
+    }
+}
+
+#[cfg(test)]
+mod log_event_tests {
+    use super::*;
+    use crate::router::{ErrorSink, Router};
+
+    fn build(text: &str) -> Engine {
+        let root = crate::config_parser::parse_str(
+            text,
+            std::path::Path::new("fluent.conf"),
+            &Default::default(),
+        )
+        .unwrap();
+        Engine::build(&root, &EngineOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn routing_with_and_without_fluent_log_label() {
+        let e = build("<label @FLUENT_LOG>\n<match **>\n@type null\n</match>\n</label>\n<match **>\n@type null\n</match>");
+        let (to, tags) = e.log_events.as_ref().unwrap();
+        assert_eq!(to.label(), "@FLUENT_LOG");
+        assert_eq!(tags.len(), 6);
+        let e = build("<match fluent.warn fluent.error>\n@type null\n</match>");
+        let (to, tags) = e.log_events.as_ref().unwrap();
+        assert_eq!(to.label(), "@ROOT");
+        assert_eq!(tags, &vec!["fluent.warn", "fluent.error"]);
+        let e = build("<match app.**>\n@type null\n</match>");
+        assert!(e.log_events.is_none());
+    }
+
+    /// An output that logs an error for each stream it gets.
+    struct Failing(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl Output for Failing {
+        fn emit(
+            &self,
+            _tag: &str,
+            _es: crate::event::EventStream,
+        ) -> Result<(), crate::plugins::OutputError> {
+            // What the logger's layer does with the error line this output logs.
+            crate::logging::push_log_event("error", "failing output could not write");
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(crate::plugins::OutputError::new("write failed"))
+        }
+    }
+
+    #[test]
+    fn a_failing_log_event_output_does_not_feed_back() {
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let out: Arc<dyn Output> = Arc::new(Failing(count.clone()));
+        let em = Emitter::detached("@FLUENT_LOG");
+        em.bind(Arc::new(Router::new(
+            "@FLUENT_LOG",
+            vec![Rule {
+                pattern: MatchPattern::parse("**").unwrap(),
+                action: RuleAction::Match(out),
+            }],
+            ErrorSink::log_only(),
+        )));
+        let h = start_log_events(em, LOG_EVENT_TAGS.to_vec()).unwrap();
+        crate::logging::push_log_event("warn", "one line");
+        for _ in 0..500 {
+            if count.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        crate::logging::disable_log_events();
+        h.join().unwrap();
+        // One event in; the error it caused was logged on the log-event thread and not queued.
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

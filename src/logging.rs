@@ -64,6 +64,127 @@ impl LogLevel {
 
 struct FluentdFormat;
 
+/// `<system><log>`: the line format and its time format.
+struct Style {
+    json: bool,
+    time_format: String,
+}
+
+static STYLE: parking_lot::RwLock<Option<Style>> = parking_lot::RwLock::new(None);
+
+/// Applies `<system><log> format` (`text` or `json`) and `time_format`.
+pub fn set_style(json: bool, time_format: Option<&str>) {
+    *STYLE.write() = Some(Style {
+        json,
+        time_format: time_format.unwrap_or(DEFAULT_TIME_FORMAT).to_string(),
+    });
+}
+
+const DEFAULT_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S %z";
+
+/// One log line as `<system><log>` asks: text `TIME [LEVEL]: MESSAGE` or a JSON object.
+pub fn render(level: &str, message: &str) -> String {
+    let style = STYLE.read();
+    let (json, tf) = match &*style {
+        Some(s) => (s.json, s.time_format.as_str()),
+        None => (false, DEFAULT_TIME_FORMAT),
+    };
+    let now = crate::timefmt::strftime(
+        crate::event::EventTime::now(),
+        tf,
+        &crate::timefmt::TimeZoneSpec::Local,
+    );
+    if json {
+        let mut r = crate::event::Record::new();
+        r.insert("time", crate::event::Value::str(now));
+        r.insert("level", crate::event::Value::str(level));
+        r.insert("message", crate::event::Value::str(message));
+        String::from_utf8_lossy(&crate::json::encode::record_to_vec(&r)).into_owned()
+    } else {
+        format!("{now} [{level}]: {message}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log events: Fluentd routes its own log lines as events tagged `fluent.LEVEL` with
+// `{"message": ...}` (to `<label @FLUENT_LOG>`, else the top-level routes). Lines are queued
+// here and emitted by the engine's log-event thread; lines logged *on* that thread (an output
+// failing while it takes log events) are not queued again, so they cannot feed back.
+
+/// A log line on its way to becoming an event.
+pub struct LogEvent {
+    pub level: &'static str,
+    pub time: crate::event::EventTime,
+    pub message: String,
+}
+
+static LOG_EVENTS: parking_lot::RwLock<Option<crossbeam_channel::Sender<LogEvent>>> =
+    parking_lot::RwLock::new(None);
+
+static DROPPED_LOG_EVENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    static NO_LOG_EVENTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// How many log lines waiting to become events are kept before new ones are dropped.
+pub const LOG_EVENT_QUEUE: usize = 4096;
+
+/// Starts queueing log lines as events; the receiver is the engine's log-event thread.
+pub fn enable_log_events() -> crossbeam_channel::Receiver<LogEvent> {
+    let (tx, rx) = crossbeam_channel::bounded(LOG_EVENT_QUEUE);
+    *LOG_EVENTS.write() = Some(tx);
+    rx
+}
+
+/// Stops queueing (the receiver sees the end once drained).
+pub fn disable_log_events() {
+    *LOG_EVENTS.write() = None;
+}
+
+/// Marks this thread as the one emitting log events: what it logs is not queued.
+pub fn exclude_this_thread_from_log_events() {
+    NO_LOG_EVENTS.with(|c| c.set(true));
+}
+
+/// Log lines dropped because the queue was full.
+pub fn dropped_log_events() -> u64 {
+    DROPPED_LOG_EVENTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Queues one line as an event, unless this thread is excluded or nothing takes log events.
+pub fn push_log_event(level: &'static str, message: &str) {
+    if NO_LOG_EVENTS.with(|c| c.get()) {
+        return;
+    }
+    let guard = LOG_EVENTS.read();
+    let Some(tx) = &*guard else {
+        return;
+    };
+    let ev = LogEvent {
+        level,
+        time: crate::event::EventTime::now(),
+        message: message.to_string(),
+    };
+    if tx.try_send(ev).is_err() {
+        DROPPED_LOG_EVENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The tracing layer that feeds [`push_log_event`].
+struct LogEventLayer;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for LogEventLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if LOG_EVENTS.read().is_none() {
+            return;
+        }
+        let mut v = MessageVisitor::default();
+        event.record(&mut v);
+        push_log_event(level_name(event.metadata().level()), &v.0);
+    }
+}
+
 impl<S, N> FormatEvent<S, N> for FluentdFormat
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -75,22 +196,14 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let now = chrono::Local::now();
-        let level = match *event.metadata().level() {
-            Level::TRACE => "trace",
-            Level::DEBUG => "debug",
-            Level::INFO => "info",
-            Level::WARN => "warn",
-            Level::ERROR => "error",
-        };
-        write!(
+        let _ = ctx;
+        let mut v = MessageVisitor::default();
+        event.record(&mut v);
+        writeln!(
             writer,
-            "{} [{}]: ",
-            now.format("%Y-%m-%d %H:%M:%S %z"),
-            level
-        )?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+            "{}",
+            render(level_name(event.metadata().level()), &v.0)
+        )
     }
 }
 
@@ -145,12 +258,19 @@ impl Write for &FileWriter {
 
 /// Installs the global logger. Safe to call more than once (later calls are ignored).
 pub fn init(level: LogLevel, target: LogTarget) -> std::io::Result<()> {
-    let builder = tracing_subscriber::fmt()
-        .event_format(FluentdFormat)
-        .with_max_level(level.filter());
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = level.filter();
     match target {
         LogTarget::Stderr => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            let fmt = tracing_subscriber::fmt::layer()
+                .event_format(FluentdFormat)
+                .with_writer(std::io::stderr);
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(fmt)
+                .with(LogEventLayer)
+                .try_init();
         }
         LogTarget::File(path) => {
             let f = std::fs::OpenOptions::new()
@@ -158,7 +278,14 @@ pub fn init(level: LogLevel, target: LogTarget) -> std::io::Result<()> {
                 .append(true)
                 .open(&path)?;
             let w: &'static FileWriter = Box::leak(Box::new(FileWriter(Mutex::new(f))));
-            let _ = builder.with_writer(move || w).try_init();
+            let fmt = tracing_subscriber::fmt::layer()
+                .event_format(FluentdFormat)
+                .with_writer(move || w);
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(fmt)
+                .with(LogEventLayer)
+                .try_init();
         }
     }
     Ok(())

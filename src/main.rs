@@ -282,6 +282,10 @@ fn main() -> ExitCode {
     } else {
         base
     };
+    if let Ok(root) = &parsed {
+        let (json, time_format) = engine::log_style(root);
+        logging::set_style(json, time_format.as_deref());
+    }
     if let Err(e) = logging::init(level, target) {
         eprintln!("cannot open log file: {e}");
         return ExitCode::from(1);
@@ -348,7 +352,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(engine: Engine, cli: &Cli, path: &PathBuf, opts: &EngineOptions) -> anyhow::Result<()> {
+fn run(mut engine: Engine, cli: &Cli, path: &PathBuf, opts: &EngineOptions) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -358,6 +362,7 @@ fn run(engine: Engine, cli: &Cli, path: &PathBuf, opts: &EngineOptions) -> anyho
     // Signals are registered before inputs start so that an early SIGTERM is not lost.
     let mut signals =
         signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])?;
+    engine.route_log_events()?;
     tracing::info!(
         "starting fluentd worker pid={} ppid={} worker=0",
         std::process::id(),

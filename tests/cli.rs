@@ -211,7 +211,7 @@ fn sighup_reloads_the_config_and_a_bad_one_keeps_the_old() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("reload.conf");
     let with_tag = |tag: &str| {
-        format!("<source>\n  @type sample\n  tag {tag}\n  sample {{\"a\":1}}\n</source>\n<match **>\n  @type stdout\n</match>\n")
+        format!("<source>\n  @type sample\n  tag {tag}\n  sample {{\"a\":1}}\n</source>\n<match fluent.**>\n  @type null\n</match>\n<match **>\n  @type stdout\n</match>\n")
     };
     std::fs::write(&conf, with_tag("before")).unwrap();
     let mut child = Command::new(bin())
@@ -283,7 +283,7 @@ fn a_port_in_use_stops_start_up() {
     std::fs::write(
         &conf,
         format!(
-            "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n<match **>\n  @type stdout\n</match>\n"
+            "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n<match fluent.**>\n  @type null\n</match>\n<match **>\n  @type stdout\n</match>\n"
         ),
     )
     .unwrap();

@@ -7,7 +7,8 @@ mod forward_common;
 
 use forward_common::*;
 
-const STDOUT_MATCH: &str = "<match **>\n  @type stdout\n</match>\n";
+const STDOUT_MATCH: &str =
+    "<match fluent.**>\n  @type null\n</match>\n<match **>\n  @type stdout\n</match>\n";
 
 #[test]
 fn fluent_org_client_all_modes_with_acks() {
@@ -120,7 +121,7 @@ fn out_forward_to_fluent_org_server_with_ack_and_shared_key() {
     let port = free_port();
     let fd = Ferrentd::start(&format!(
         "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n\
-         <match **>\n  @type forward\n  require_ack_response true\n  heartbeat_type none\n\
+         <match fluent.**>\n  @type null\n</match>\n<match **>\n  @type forward\n  require_ack_response true\n  heartbeat_type none\n\
          <security>\n    self_hostname ferrentd-out\n    shared_key k3y\n  </security>\n\
          <server>\n    host 127.0.0.1\n    port {sport}\n  </server>\n\
          <buffer>\n    flush_mode immediate\n  </buffer>\n</match>\n"
@@ -157,7 +158,7 @@ fn ferrentd_to_ferrentd_with_ack_tls_and_shared_key() {
     let aport = free_port();
     let a = Ferrentd::start(&format!(
         "<source>\n  @type forward\n  bind 127.0.0.1\n  port {aport}\n</source>\n\
-         <match **>\n  @type forward\n  transport tls\n  tls_cert_path {ca}\n  tls_verify_hostname true\n\
+         <match fluent.**>\n  @type null\n</match>\n<match **>\n  @type forward\n  transport tls\n  tls_cert_path {ca}\n  tls_verify_hostname true\n\
          require_ack_response true\n  heartbeat_type none\n  compress gzip\n\
          <security>\n    self_hostname ferrentd-a\n    shared_key tls-key\n  </security>\n\
          <server>\n    host 127.0.0.1\n    port {bport}\n  </server>\n\
@@ -193,7 +194,7 @@ fn out_forward_with_wrong_key_delivers_nothing() {
     let aport = free_port();
     let a = Ferrentd::start(&format!(
         "<source>\n  @type forward\n  bind 127.0.0.1\n  port {aport}\n</source>\n\
-         <match **>\n  @type forward\n  heartbeat_type none\n\
+         <match fluent.**>\n  @type null\n</match>\n<match **>\n  @type forward\n  heartbeat_type none\n\
          <security>\n    self_hostname ferrentd-a\n    shared_key wrong\n  </security>\n\
          <server>\n    host 127.0.0.1\n    port {bport}\n  </server>\n\
          <buffer>\n    flush_mode immediate\n    retry_max_times 1\n    retry_wait 0.1\n  </buffer>\n</match>\n"

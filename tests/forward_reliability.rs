@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use ferrentd::event::Value;
 use forward_common::*;
 
-const DEST: &str = "<match **>\n  @type stdout\n</match>\n";
+const DEST: &str =
+    "<match fluent.**>\n  @type null\n</match>\n<match **>\n  @type stdout\n</match>\n";
 
 fn dest_conf(port: u16) -> String {
     format!("<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n{DEST}")
@@ -22,7 +23,7 @@ fn dest_conf(port: u16) -> String {
 fn relay_conf(port: u16, dest: u16, buffer: &str) -> String {
     format!(
         "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n\
-         <match **>\n  @type forward\n  require_ack_response true\n  ack_response_timeout 2\n\
+         <match fluent.**>\n  @type null\n</match>\n<match **>\n  @type forward\n  require_ack_response true\n  ack_response_timeout 2\n\
          heartbeat_type none\n  <server>\n    host 127.0.0.1\n    port {dest}\n  </server>\n\
          <buffer tag>\n{buffer}\n    flush_mode interval\n    flush_interval 0.2\n\
          retry_wait 0.2\n    retry_max_interval 1\n    retry_forever true\n  </buffer>\n</match>\n"

@@ -10,7 +10,7 @@ use tail_support::*;
 
 fn stdout_json(source: &str) -> String {
     format!(
-        "{source}\n<match **>\n  @type stdout\n  <format>\n    @type json\n  </format>\n</match>\n"
+        "{source}\n<match fluent.**>\n  @type null\n</match>\n<match **>\n  @type stdout\n  <format>\n    @type json\n  </format>\n</match>\n"
     )
 }
 

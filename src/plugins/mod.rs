@@ -9,6 +9,7 @@ pub mod buf_file;
 pub mod buf_memory;
 pub mod exec_util;
 pub mod extract;
+pub mod filter_concat;
 pub mod filter_grep;
 pub mod filter_parser;
 pub mod filter_record_modifier;
@@ -171,6 +172,10 @@ pub trait Input: Send {
 /// A `<filter>`: takes a batch for one tag, returns the batch to pass on.
 pub trait Filter: Send + Sync {
     fn filter_stream(&self, tag: &str, es: EventStream) -> EventStream;
+    /// Called once every plugin exists and before inputs start (timers start here).
+    fn start(&self) {}
+    /// Inputs have stopped, outputs not yet: hand on what is held back.
+    fn shutdown(&self) {}
 }
 
 /// Why an output could not take a stream. The stream, when handed back, goes to `@ERROR`.
@@ -278,6 +283,7 @@ pub const FILTERS: &[(&str, FilterCtor)] = &[
     ("record_modifier", filter_record_modifier::create),
     ("parser", filter_parser::create),
     ("stdout", filter_stdout::create),
+    ("concat", filter_concat::create),
 ];
 
 pub const OUTPUTS: &[(&str, OutputCtor)] = &[

@@ -151,6 +151,8 @@ struct ForwardOutputConfig {
     server: Vec<ServerConf>,
     host: Option<String>,
     port: Option<String>,
+    /// Turned into `<server>` sections by `static_services` before this struct is read.
+    #[allow(dead_code)]
     service_discovery: Option<Nested>,
     #[allow(dead_code)]
     buffer: Option<Nested>,
@@ -469,6 +471,41 @@ pub struct ForwardOutput {
     inner: Arc<Inner>,
 }
 
+/// `<service_discovery> @type static`: its `<service>` sections become `<server>` sections
+/// (the same parameters). Other discovery types are config errors.
+fn static_services(elem: &Element) -> Result<Option<Element>, ConfigError> {
+    let mut sds = elem.children("service_discovery").peekable();
+    if sds.peek().is_none() {
+        return Ok(None);
+    }
+    let mut out = elem.clone();
+    out.elements.retain(|e| e.name != "service_discovery");
+    for sd in sds {
+        match sd.plugin_type() {
+            Some("static") => {}
+            Some(t @ ("file" | "srv")) => {
+                return Err(sd.error(format!(
+                    "<service_discovery> @type {t} is not supported by ferrentd; use @type static or <server> sections"
+                )))
+            }
+            Some(t) => {
+                return Err(sd.error(format!(
+                    "Unknown sd plugin '{t}'. Run 'gem search -rd fluent-plugin' to find plugins"
+                )))
+            }
+            None => {
+                return Err(sd.error("Missing '@type' parameter on <service_discovery> directive"))
+            }
+        }
+        for svc in sd.children("service") {
+            let mut server = svc.clone();
+            server.name = "server".to_string();
+            out.elements.push(server);
+        }
+    }
+    Ok(Some(out))
+}
+
 fn param_error(elem: &Element, key: &str, msg: String) -> ConfigError {
     match elem.param(key) {
         Some(p) => ConfigError::at(msg, &p.span),
@@ -478,6 +515,8 @@ fn param_error(elem: &Element, key: &str, msg: String) -> ConfigError {
 
 /// Builds the plugin without its buffer (for tests and for the engine wrapper).
 pub fn build_output(elem: &Element, ctx: &PluginContext) -> Result<ForwardOutput, ConfigError> {
+    let with_services = static_services(elem)?;
+    let elem = with_services.as_ref().unwrap_or(elem);
     let cfg: ForwardOutputConfig = ctx.configure(elem, "forward")?;
     for key in ["host", "port"] {
         if elem.has(key) {
@@ -489,9 +528,6 @@ pub fn build_output(elem: &Element, ctx: &PluginContext) -> Result<ForwardOutput
         }
     }
     let _ = (&cfg.host, &cfg.port);
-    if cfg.service_discovery.is_some() {
-        return Err(elem.error("<service_discovery> is not supported; list <server> sections"));
-    }
     if cfg.server.is_empty() {
         return Err(elem.error(
             "forward output plugin requires at least one node is required. Add <server> or <service_discovery>",
@@ -1238,6 +1274,31 @@ mod tests {
 
     fn output(conf: &str) -> ForwardOutput {
         build_output(&matcher(conf), &PluginContext::for_tests()).unwrap()
+    }
+
+    #[test]
+    fn static_service_discovery_adds_servers() {
+        let o = output(
+            "<server>\nhost 127.0.0.1\nport 1\n</server>\n<service_discovery>\n@type static\n<service>\nhost 127.0.0.2\nport 2\nweight 10\n</service>\n<service>\nhost 127.0.0.3\nstandby true\n</service>\n</service_discovery>",
+        );
+        let nodes: Vec<_> = o
+            .inner
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.port, n.weight, n.standby))
+            .collect();
+        assert_eq!(
+            nodes,
+            vec![
+                ("127.0.0.1:1".to_string(), 1, 60, false),
+                ("127.0.0.2:2".to_string(), 2, 10, false),
+                ("127.0.0.3:24224".to_string(), 24224, 60, true),
+            ]
+        );
+        assert!(
+            err("<service_discovery>\n@type file\npath x.yaml\n</service_discovery>")
+                .contains("@type file is not supported")
+        );
     }
 
     #[test]
