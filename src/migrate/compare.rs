@@ -209,6 +209,10 @@ pub fn parse_stdout(text: &str, mask: &[String]) -> Vec<(String, String)> {
         let Some((tag, json)) = rest.split_once(": ") else {
             continue;
         };
+        // Each program's own log lines (`fluent.LEVEL` events) differ by nature.
+        if tag.starts_with("fluent.") {
+            continue;
+        }
         let Ok(serde_json::Value::Object(mut m)) = serde_json::from_str::<serde_json::Value>(json)
         else {
             continue;
@@ -347,7 +351,7 @@ mod tests {
 
     #[test]
     fn stdout_lines_are_grouped_and_masked() {
-        let out = "2026-01-01 00:00:00.000000000 +0000 a.b: {\"x\":1,\"id\":\"r1\",\"__ferrentd_output__\":\"es\"}\nnoise\n2026-01-01 00:00:01.000000000 +0000 a.b: {\"x\":2,\"__ferrentd_output__\":\"f\"}\n";
+        let out = "2026-01-01 00:00:00.000000000 +0000 a.b: {\"x\":1,\"id\":\"r1\",\"__ferrentd_output__\":\"es\"}\nnoise\n2026-01-01 00:00:00.000000000 +0000 fluent.info: {\"message\":\"m\",\"__ferrentd_output__\":\"es\"}\n2026-01-01 00:00:01.000000000 +0000 a.b: {\"x\":2,\"__ferrentd_output__\":\"f\"}\n";
         let got = parse_stdout(out, &["id".to_string()]);
         assert_eq!(
             got,
