@@ -124,6 +124,7 @@ pub struct Engine {
     outputs: Vec<Arc<dyn Output>>,
     errors: ErrorSink,
     labels: LabelTable,
+    metrics: crate::metrics::Generation,
 }
 
 /// A running event graph.
@@ -157,6 +158,8 @@ impl Engine {
     pub fn build(root: &Element, opts: &EngineOptions) -> Result<Engine, ConfigError> {
         let mut root = root.clone();
         compat::apply(&mut root)?;
+        let metrics_build = crate::metrics::begin_build();
+        use crate::metrics::Category;
         let system = system_config(&root, opts.strict)?;
         let strict = opts.strict || system.strict_config_value.unwrap_or(false);
         if system.workers.unwrap_or(1) > 1 {
@@ -220,7 +223,8 @@ impl Engine {
 
         let mut inputs = Vec::new();
         for e in directives.iter().filter(|e| e.name == "source") {
-            let router = resolve(e, &root_emitter)?;
+            let scope = crate::metrics::enter(e, Category::Input);
+            let router = resolve(e, &root_emitter)?.metered(scope.metrics.clone());
             let ctx = PluginContext {
                 router: router.clone(),
                 ..base.clone()
@@ -248,10 +252,12 @@ impl Engine {
                                 router: own.clone(),
                                 ..base.clone()
                             };
+                            let scope = crate::metrics::enter(e, Category::Filter);
                             let f = plugins::new_filter(e, &ctx)?;
+                            let f = plugins::metered::filter(f, scope.metrics.clone());
                             rules.push(Rule {
                                 pattern: pattern()?,
-                                action: RuleAction::Filter(Arc::from(f)),
+                                action: RuleAction::Filter(f),
                             });
                         }
                         "match" => {
@@ -259,7 +265,9 @@ impl Engine {
                                 router: resolve(e, own)?,
                                 ..base.clone()
                             };
-                            let o: Arc<dyn Output> = Arc::from(plugins::new_output(e, &ctx)?);
+                            let scope = crate::metrics::enter(e, Category::Output);
+                            let o = plugins::new_output(e, &ctx)?;
+                            let o = plugins::metered::output(o, scope.metrics.clone());
                             outputs.push(o.clone());
                             rules.push(Rule {
                                 pattern: pattern()?,
@@ -291,6 +299,7 @@ impl Engine {
             outputs,
             errors,
             labels: table,
+            metrics: metrics_build.finish(),
         })
     }
 
@@ -339,6 +348,8 @@ impl Engine {
                 })?;
             threads.push((label, h));
         }
+        crate::metrics::install(&self.metrics);
+        crate::metrics::health::set_ready();
         Ok(Running {
             threads,
             shutdown,
@@ -358,6 +369,7 @@ impl Running {
 
     /// Stops inputs (each emits what it has read), then shuts outputs down (they flush).
     pub fn stop(self) {
+        crate::metrics::health::set_stopping();
         self.shutdown.trigger();
         for (name, h) in self.threads {
             if h.join().is_err() {

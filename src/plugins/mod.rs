@@ -25,6 +25,7 @@ pub mod in_sample;
 pub mod in_systemd;
 pub mod in_tail;
 pub mod inject;
+pub mod metered;
 pub mod out_copy;
 pub mod out_file;
 pub mod out_forward;
