@@ -38,6 +38,7 @@ pub struct Response {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
 }
 
 impl Response {
@@ -46,6 +47,7 @@ impl Response {
             status,
             content_type: content_type.to_string(),
             body: body.into(),
+            headers: Vec::new(),
         }
     }
 
@@ -184,13 +186,17 @@ fn read_head<S: Read>(s: &mut S) -> Result<Vec<u8>, u16> {
 }
 
 fn write_response<S: Write>(s: &mut S, r: &Response, head_only: bool) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
         r.status,
         reason(r.status),
         r.content_type,
         r.body.len()
     );
+    for (k, v) in &r.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
     s.write_all(head.as_bytes())?;
     if !head_only {
         s.write_all(&r.body)?;

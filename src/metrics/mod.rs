@@ -8,6 +8,7 @@
 
 pub mod exposition;
 pub mod health;
+pub mod labels;
 pub mod prom;
 
 use std::cell::RefCell;
@@ -118,6 +119,8 @@ pub struct PluginMetrics {
     pub plugin_id: String,
     pub plugin_type: String,
     pub category: Category,
+    /// The `<match>` pattern, for monitor_agent's `?tag=`.
+    pub pattern: Option<String>,
     /// The section's parameters, for monitor_agent `include_config`.
     pub config: serde_json::Map<String, serde_json::Value>,
     pub emit_records: Counter,
@@ -150,6 +153,7 @@ impl PluginMetrics {
             plugin_id: plugin_id.to_string(),
             plugin_type: plugin_type.to_string(),
             category,
+            pattern: None,
             config: serde_json::Map::new(),
             emit_records: Counter::default(),
             emit_size: Counter::default(),
@@ -265,16 +269,15 @@ impl PluginMetrics {
                 }
             }
             if with_retry {
-                if let Some((start, steps, next_time)) = buffer.as_ref().and_then(|b| b.retry) {
-                    o.insert(
-                        "retry".into(),
-                        json!({
-                            "start": crate::metrics::iso_time(start),
-                            "steps": steps,
-                            "next_time": crate::metrics::iso_time(next_time),
-                        }),
-                    );
-                }
+                let r = match buffer.as_ref().and_then(|b| b.retry) {
+                    Some((start, steps, next_time)) => json!({
+                        "start": crate::metrics::iso_time(start),
+                        "steps": steps,
+                        "next_time": crate::metrics::iso_time(next_time),
+                    }),
+                    None => json!({}),
+                };
+                o.insert("retry".into(), r);
             }
         } else {
             o.insert("retry_count".into(), Value::Null);
@@ -392,6 +395,9 @@ fn register(elem: &Element, category: Category) -> Arc<PluginMetrics> {
         elem.plugin_type().unwrap_or_default(),
         category,
     );
+    if elem.name == "match" {
+        m.pattern = Some(elem.arg.clone());
+    }
     for p in &elem.params {
         if let Some(v) = elem.get(&p.key) {
             m.config

@@ -9,6 +9,7 @@ pub mod buf_file;
 pub mod buf_memory;
 pub mod filter_grep;
 pub mod filter_parser;
+pub mod filter_prometheus;
 pub mod filter_record_transformer;
 pub mod filter_stdout;
 pub mod formatter_csv;
@@ -21,6 +22,11 @@ pub mod formatter_single_value;
 pub mod formatter_stdout;
 pub mod formatter_tsv;
 pub mod in_forward;
+pub mod in_monitor_agent;
+pub mod in_prometheus;
+pub mod in_prometheus_monitor;
+pub mod in_prometheus_output_monitor;
+pub mod in_prometheus_tail_monitor;
 pub mod in_sample;
 pub mod in_systemd;
 pub mod in_tail;
@@ -30,6 +36,7 @@ pub mod out_copy;
 pub mod out_file;
 pub mod out_forward;
 pub mod out_null;
+pub mod out_prometheus;
 pub mod out_relabel;
 pub mod out_rewrite_tag_filter;
 pub mod out_stdout;
@@ -47,6 +54,7 @@ pub mod parser_none;
 pub mod parser_regexp;
 pub mod parser_syslog;
 pub mod parser_tsv;
+pub mod prometheus;
 
 /// What every constructor gets besides its section.
 #[derive(Clone)]
@@ -237,6 +245,17 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("dummy", in_sample::create),
     ("systemd", in_systemd::create),
     ("forward", in_forward::create),
+    ("monitor_agent", in_monitor_agent::create),
+    ("prometheus", in_prometheus::create),
+    ("prometheus_monitor", in_prometheus_monitor::create),
+    (
+        "prometheus_output_monitor",
+        in_prometheus_output_monitor::create,
+    ),
+    (
+        "prometheus_tail_monitor",
+        in_prometheus_tail_monitor::create,
+    ),
 ];
 
 pub const FILTERS: &[(&str, FilterCtor)] = &[
@@ -244,6 +263,7 @@ pub const FILTERS: &[(&str, FilterCtor)] = &[
     ("record_transformer", filter_record_transformer::create),
     ("parser", filter_parser::create),
     ("stdout", filter_stdout::create),
+    ("prometheus", filter_prometheus::create),
 ];
 
 pub const OUTPUTS: &[(&str, OutputCtor)] = &[
@@ -254,6 +274,7 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("copy", out_copy::create),
     ("relabel", out_relabel::create),
     ("rewrite_tag_filter", out_rewrite_tag_filter::create),
+    ("prometheus", out_prometheus::create),
 ];
 
 pub const PARSERS: &[(&str, ParserCtor)] = &[
