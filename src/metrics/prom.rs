@@ -42,12 +42,17 @@ struct Series {
     buckets: Vec<u64>,
 }
 
+type LabelSet = Vec<(String, String)>;
+
+/// Series by label set, in creation order.
+type SeriesTable = (HashMap<LabelSet, usize>, Vec<Series>);
+
 #[derive(Debug)]
 pub struct Family {
     pub name: String,
     pub help: String,
     pub kind: Kind,
-    series: Mutex<(HashMap<Vec<(String, String)>, usize>, Vec<Series>)>,
+    series: Mutex<SeriesTable>,
 }
 
 impl Family {
