@@ -43,3 +43,18 @@ pub fn respond(path: &str) -> Option<(u16, String)> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_the_state() {
+        assert_eq!(respond("/healthz"), Some((200, "ok\n".to_string())));
+        assert_eq!(respond("/other"), None);
+        set_reloading();
+        assert_eq!(respond("/readyz"), Some((503, "reloading\n".to_string())));
+        set_ready();
+        assert_eq!(respond("/readyz"), Some((200, "ready\n".to_string())));
+    }
+}
