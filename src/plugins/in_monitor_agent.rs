@@ -261,6 +261,17 @@ mod tests {
     }
 
     #[test]
+    fn plugin_infos_become_records() {
+        let m = PluginMetrics::new("out1", "file", metrics::Category::Output);
+        m.emit_records.add(7);
+        let es = to_events(vec![info(&m, O)]);
+        assert_eq!(es.len(), 1);
+        let r = &es.iter().next().unwrap().record;
+        assert_eq!(r.get("plugin_id"), Some(&crate::event::Value::str("out1")));
+        assert_eq!(r.get("emit_records"), Some(&crate::event::Value::Int(7)));
+    }
+
+    #[test]
     fn ltsv_skips_nested_values_and_prints_null_empty() {
         let mut m = Map::new();
         m.insert("plugin_id".into(), json!("a"));
