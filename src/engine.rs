@@ -206,6 +206,7 @@ pub struct Engine {
     outputs: Vec<Arc<dyn Output>>,
     errors: ErrorSink,
     labels: LabelTable,
+    metrics: crate::metrics::Generation,
 }
 
 /// A running event graph.
@@ -241,6 +242,8 @@ impl Engine {
     pub fn build(root: &Element, opts: &EngineOptions) -> Result<Engine, ConfigError> {
         let mut root = root.clone();
         compat::apply(&mut root)?;
+        let metrics_build = crate::metrics::begin_build();
+        use crate::metrics::Category;
         let system = system_config(&root, opts.strict)?;
         let strict = opts.strict || system.strict_config_value.unwrap_or(false);
         if system.workers.unwrap_or(1) > 1 {
@@ -321,8 +324,9 @@ impl Engine {
                                 router: own.clone(),
                                 ..base.clone()
                             };
-                            let f: Arc<dyn plugins::Filter> =
-                                Arc::from(plugins::new_filter(e, &ctx)?);
+                            let scope = crate::metrics::enter(e, Category::Filter);
+                            let f = plugins::new_filter(e, &ctx)?;
+                            let f = plugins::metered::filter(f, scope.metrics.clone());
                             filters.push(f.clone());
                             rules.push(Rule {
                                 pattern: pattern()?,
@@ -334,7 +338,9 @@ impl Engine {
                                 router: resolve(e, own)?,
                                 ..base.clone()
                             };
-                            let o: Arc<dyn Output> = Arc::from(plugins::new_output(e, &ctx)?);
+                            let scope = crate::metrics::enter(e, Category::Output);
+                            let o = plugins::new_output(e, &ctx)?;
+                            let o = plugins::metered::output(o, scope.metrics.clone());
                             outputs.push(o.clone());
                             rules.push(Rule {
                                 pattern: pattern()?,
@@ -369,7 +375,8 @@ impl Engine {
         root_emitter.bind(root_router);
         let mut inputs = Vec::new();
         for e in directives.iter().filter(|e| e.name == "source") {
-            let router = resolve(e, &root_emitter)?;
+            let scope = crate::metrics::enter(e, Category::Input);
+            let router = resolve(e, &root_emitter)?.metered(scope.metrics.clone());
             let ctx = PluginContext {
                 router: router.clone(),
                 ..base.clone()
@@ -390,6 +397,7 @@ impl Engine {
             outputs,
             errors,
             labels: table,
+            metrics: metrics_build.finish(),
         })
     }
 
@@ -459,6 +467,8 @@ impl Engine {
                 })?;
             threads.push((label, h));
         }
+        crate::metrics::install(&self.metrics);
+        crate::metrics::health::set_ready();
         Ok(Running {
             threads,
             log_thread,
@@ -480,6 +490,7 @@ impl Running {
 
     /// Stops inputs (each emits what it has read), then shuts outputs down (they flush).
     pub fn stop(self) {
+        crate::metrics::health::set_stopping();
         self.shutdown.trigger();
         for (name, h) in self.threads {
             if h.join().is_err() {

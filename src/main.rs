@@ -383,6 +383,7 @@ fn run(mut engine: Engine, cli: &Cli, path: &PathBuf, opts: &EngineOptions) -> a
             }
             SIGHUP | SIGUSR2 => {
                 tracing::info!("reloading config path=\"{}\"", path.display());
+                ferrentd::metrics::health::set_reloading();
                 let rebuilt = read_config(cli, path).and_then(|root| Engine::build(&root, opts));
                 match rebuilt {
                     Ok(new_engine) => {
@@ -394,6 +395,7 @@ fn run(mut engine: Engine, cli: &Cli, path: &PathBuf, opts: &EngineOptions) -> a
                     }
                     Err(e) => {
                         tracing::error!("config reload failed, keeping the running config");
+                        ferrentd::metrics::health::set_ready();
                         report_config_error(path, &e);
                     }
                 }

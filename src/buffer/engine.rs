@@ -44,6 +44,8 @@ pub struct Settings {
     pub compress_gzip: bool,
     pub plugin_id: String,
     pub backup: Backup,
+    /// Where write/rollback/error counts go and the buffer probe is registered.
+    pub metrics: Arc<crate::metrics::PluginMetrics>,
 }
 
 struct Entry {
@@ -120,18 +122,22 @@ impl BufferedEngine {
         settings: Settings,
         store: Box<dyn ChunkStore>,
     ) -> BufferedEngine {
+        let inner = Arc::new(Inner {
+            output,
+            secondary,
+            s: settings,
+            store,
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            space: Condvar::new(),
+            tick: Condvar::new(),
+            dropped_records: AtomicU64::new(0),
+        });
+        let weak: std::sync::Weak<Inner> = Arc::downgrade(&inner);
+        let probe: std::sync::Weak<dyn crate::metrics::BufferProbe> = weak;
+        inner.s.metrics.set_buffer(probe);
         BufferedEngine {
-            inner: Arc::new(Inner {
-                output,
-                secondary,
-                s: settings,
-                store,
-                state: Mutex::new(State::default()),
-                work: Condvar::new(),
-                space: Condvar::new(),
-                tick: Condvar::new(),
-                dropped_records: AtomicU64::new(0),
-            }),
+            inner,
             threads: Mutex::new(Vec::new()),
         }
     }
@@ -147,7 +153,55 @@ impl BufferedEngine {
     }
 }
 
+/// Fluentd's `slow_flush_log_threshold` default: writes slower than this are counted.
+const SLOW_FLUSH_SECS: f64 = 20.0;
+
+impl crate::metrics::BufferProbe for Inner {
+    fn snapshot(&self) -> crate::metrics::BufferSnapshot {
+        let st = self.state.lock();
+        let stage_byte_size: u64 = st.staged.values().map(|e| e.bytes).sum();
+        let mut timekeys: Vec<i64> = st
+            .staged
+            .values()
+            .chain(st.queue.iter())
+            .filter_map(|e| e.metadata.timekey)
+            .collect();
+        timekeys.sort_unstable();
+        timekeys.dedup();
+        crate::metrics::BufferSnapshot {
+            stage_length: st.staged.len() as u64,
+            stage_byte_size,
+            queue_length: st.queue.len() as u64,
+            queue_byte_size: st.bytes.saturating_sub(stage_byte_size),
+            total_limit_size: self.s.total_limit_size,
+            timekeys,
+            retry: st.retry.as_ref().map(|r| (r.start, r.steps, r.next_time)),
+        }
+    }
+}
+
 impl Inner {
+    /// Runs one write, counting it (`write_count`, `flush_time_count` in ms, slow flushes).
+    fn timed<T>(&self, secondary: bool, f: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let r = f();
+        self.count_write(secondary, started.elapsed());
+        r
+    }
+
+    fn count_write(&self, secondary: bool, took: Duration) {
+        let m = &self.s.metrics;
+        if secondary {
+            m.write_secondary_count.inc();
+        } else {
+            m.write_count.inc();
+        }
+        m.flush_time_count.add(took.as_millis() as u64);
+        if took.as_secs_f64() > SLOW_FLUSH_SECS {
+            m.slow_flush_count.inc();
+        }
+    }
+
     fn enqueue_locked(&self, st: &mut State, meta: &Metadata) {
         if let Some(mut e) = st.staged.remove(meta) {
             if let Err(err) = e.store.enqueue() {
@@ -209,6 +263,7 @@ impl Inner {
                 while !self.storable(st) {
                     match st.queue.pop_front() {
                         Some(mut e) => {
+                            self.s.metrics.drop_oldest_chunk_count.inc();
                             let n = self.dropped_records.fetch_add(e.records, Ordering::Relaxed)
                                 + e.records;
                             tracing::warn!(
@@ -407,7 +462,12 @@ impl Inner {
                     created: e.created,
                     data: Vec::new(),
                 };
-                match self.output.write_streamed(&chunk, &mut file) {
+                let started = std::time::Instant::now();
+                let streamed = self.output.write_streamed(&chunk, &mut file);
+                if streamed.is_some() {
+                    self.count_write(false, started.elapsed());
+                }
+                match streamed {
                     None => {}
                     Some(Ok(())) => return self.commit(e, false),
                     Some(Err(WriteError::Retriable(msg))) => {
@@ -457,7 +517,7 @@ impl Inner {
         };
         let written = match unrecoverable {
             Some(msg) => Err(WriteError::Unrecoverable(msg)),
-            None => out.write(&chunk),
+            None => self.timed(using_secondary, || out.write(&chunk)),
         };
         match written {
             Ok(()) => {
@@ -465,6 +525,7 @@ impl Inner {
                 self.store.recycle(chunk.data);
             }
             Err(WriteError::Unrecoverable(msg)) => {
+                self.s.metrics.num_errors.inc();
                 let backup = |e: Entry, chunk: &Chunk| {
                     self.s.backup.save(&e.id, &chunk.data);
                     self.commit(e, using_secondary);
@@ -507,6 +568,8 @@ impl Inner {
 
     /// Puts a chunk whose write failed back at the head of the queue, per the retry policy.
     fn retry_later(&self, e: Entry, using_secondary: bool, msg: &str) {
+        self.s.metrics.rollback_count.inc();
+        self.s.metrics.num_errors.inc();
         let id = e.id;
         let mut st = self.state.lock();
         st.inflight -= 1;

@@ -12,8 +12,6 @@ pub mod retry;
 pub mod secondary;
 pub mod store;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use crate::config_parser::{types, ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record};
 use crate::plugins::{Output, PluginContext};
@@ -161,17 +159,9 @@ pub fn secondary_types() -> Vec<(&'static str, BufferedCtor)> {
     ]
 }
 
-static OBJECT_IDS: AtomicU64 = AtomicU64::new(0);
-
 /// Fluentd's plugin id: `@id`, else a generated `object:HEX`.
 pub fn plugin_id(elem: &Element) -> String {
-    match elem.get("@id") {
-        Some(id) => id.to_string(),
-        None => format!(
-            "object:{:x}",
-            0x3fc0 + OBJECT_IDS.fetch_add(1, Ordering::Relaxed) * 0x14
-        ),
-    }
+    crate::metrics::plugin_id(elem)
 }
 
 /// Wraps a buffered output in the engine configured by its `<buffer CHUNK_KEYS>` section (or
@@ -410,6 +400,7 @@ pub(crate) fn configure<'a>(
             .unwrap_or(flush_thread_count),
         compress_gzip: conf.compress == Compress::Gzip,
         backup: Backup::new(ctx.root_dir.as_deref(), &id, conf.disable_chunk_backup),
+        metrics: crate::metrics::for_elem(elem, crate::metrics::Category::Output),
         plugin_id: id,
     };
     Ok((settings, store, secondary))

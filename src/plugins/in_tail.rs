@@ -166,6 +166,8 @@ struct Settings {
     transcode: Transcode,
     groups: Option<Groups>,
     parser: Arc<dyn Parser>,
+    /// Per-file metrics (prometheus_tail_monitor) live here.
+    metrics: Arc<crate::metrics::PluginMetrics>,
 }
 
 pub struct TailInput {
@@ -306,6 +308,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
         transcode,
         groups,
         parser,
+        metrics: crate::metrics::for_elem(elem, crate::metrics::Category::Input),
     };
     Ok(Box::new(TailInput {
         settings: Arc::new(settings),
@@ -936,6 +939,7 @@ struct Watcher {
     shared: Arc<Shared>,
     startup: bool,
     stop: Arc<AtomicBool>,
+    metrics: Arc<crate::metrics::TailFileMetrics>,
 }
 
 /// Where a newly opened file is read from when the pos file has nothing to say.
@@ -977,7 +981,9 @@ impl Watcher {
         stop: Arc<AtomicBool>,
     ) -> Self {
         let tag = settings.tag_for(&path);
+        let metrics = settings.metrics.tail_file(&path);
         Watcher {
+            metrics,
             path,
             tag,
             from_glob,
@@ -997,6 +1003,10 @@ impl Watcher {
     }
 
     fn write_pos(&self, inode: u64, pos: u64) {
+        if pos != UNWATCHED {
+            self.metrics.position.set(pos);
+            self.metrics.inode.set(inode);
+        }
         if let Some(p) = &self.shared.pos {
             if let Ok(mut p) = p.lock() {
                 if let Err(e) = p.update(&self.key(inode), &self.path, pos, inode) {
@@ -1031,6 +1041,7 @@ impl Watcher {
     /// Lets go of a file: its entry is marked unwatched unless (follow_inodes) the file still
     /// exists under another name, where a watcher of that name will pick it up.
     fn release(&self, f: OpenFile) {
+        self.metrics.closed.inc();
         let renamed = self.settings.follow_inodes
             && f.file
                 .as_ref()
@@ -1117,6 +1128,7 @@ impl Watcher {
             skip_line: false,
         };
         self.save_pos(&f);
+        self.metrics.opened.inc();
         Some(f)
     }
 
@@ -1246,6 +1258,7 @@ impl Watcher {
                                     self.unclaim(old.inode);
                                 }
                             }
+                            self.metrics.rotated.inc();
                             current = self.open(OpenMode::Rotated, &mut open_warned);
                             state.flush_pending(ctx);
                         }
@@ -1322,6 +1335,7 @@ impl Watcher {
         let ReadBuf { buf, budget } = io;
         let want = budget.allow(buf.len());
         if want == 0 {
+            self.metrics.throttled.inc();
             return false;
         }
         let Some(handle) = f.file.as_mut() else {
@@ -1788,6 +1802,10 @@ mod tests {
             transcode: Transcode::None,
             groups: None,
             parser: Arc::new(NoneParser),
+            metrics: crate::metrics::PluginMetrics::detached(
+                "tail",
+                crate::metrics::Category::Input,
+            ),
         };
         assert_eq!(s.tag_for("./logs/web.log"), "app.logs.web.log");
         assert_eq!(s.tag_for("/var/log/a.log"), "app.var.log.a.log");

@@ -13,6 +13,7 @@ pub mod filter_concat;
 pub mod filter_grep;
 pub mod filter_parser;
 pub mod filter_record_modifier;
+pub mod filter_prometheus;
 pub mod filter_record_transformer;
 pub mod filter_stdout;
 pub mod formatter_csv;
@@ -27,6 +28,11 @@ pub mod formatter_tsv;
 pub mod in_exec;
 pub mod in_forward;
 pub mod in_http;
+pub mod in_monitor_agent;
+pub mod in_prometheus;
+pub mod in_prometheus_monitor;
+pub mod in_prometheus_output_monitor;
+pub mod in_prometheus_tail_monitor;
 pub mod in_sample;
 pub mod in_syslog;
 pub mod in_systemd;
@@ -35,6 +41,7 @@ pub mod in_tcp;
 pub mod in_udp;
 pub mod in_unix;
 pub mod inject;
+pub mod metered;
 pub mod out_copy;
 pub mod out_elasticsearch;
 pub mod out_exec;
@@ -44,6 +51,7 @@ pub mod out_forward;
 pub mod out_http;
 pub mod out_loki;
 pub mod out_null;
+pub mod out_prometheus;
 pub mod out_relabel;
 pub mod out_rewrite_tag_filter;
 pub mod out_roundrobin;
@@ -65,6 +73,7 @@ pub mod parser_none;
 pub mod parser_regexp;
 pub mod parser_syslog;
 pub mod parser_tsv;
+pub mod prometheus;
 
 /// What every constructor gets besides its section.
 #[derive(Clone)]
@@ -275,6 +284,17 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("syslog", in_syslog::create),
     ("unix", in_unix::create),
     ("exec", in_exec::create),
+    ("monitor_agent", in_monitor_agent::create),
+    ("prometheus", in_prometheus::create),
+    ("prometheus_monitor", in_prometheus_monitor::create),
+    (
+        "prometheus_output_monitor",
+        in_prometheus_output_monitor::create,
+    ),
+    (
+        "prometheus_tail_monitor",
+        in_prometheus_tail_monitor::create,
+    ),
 ];
 
 pub const FILTERS: &[(&str, FilterCtor)] = &[
@@ -284,6 +304,7 @@ pub const FILTERS: &[(&str, FilterCtor)] = &[
     ("parser", filter_parser::create),
     ("stdout", filter_stdout::create),
     ("concat", filter_concat::create),
+    ("prometheus", filter_prometheus::create),
 ];
 
 pub const OUTPUTS: &[(&str, OutputCtor)] = &[
@@ -305,6 +326,7 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("exec", out_exec::create),
     ("exec_filter", out_exec_filter::create),
     ("roundrobin", out_roundrobin::create),
+    ("prometheus", out_prometheus::create),
 ];
 
 pub const PARSERS: &[(&str, ParserCtor)] = &[

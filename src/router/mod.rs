@@ -162,6 +162,8 @@ enum EmitTarget {
 pub struct Emitter {
     label: Arc<str>,
     target: Arc<EmitTarget>,
+    /// The emitting input's counters (`emit_records`), when monitored.
+    meter: Option<Arc<crate::metrics::PluginMetrics>>,
 }
 
 impl Emitter {
@@ -170,6 +172,7 @@ impl Emitter {
         Emitter {
             label: label.into(),
             target: Arc::new(EmitTarget::Router(OnceLock::new())),
+            meter: None,
         }
     }
 
@@ -178,6 +181,7 @@ impl Emitter {
         Emitter {
             label: label.into(),
             target: Arc::new(EmitTarget::Collect(Mutex::new(Vec::new()))),
+            meter: None,
         }
     }
 
@@ -191,7 +195,18 @@ impl Emitter {
         &self.label
     }
 
+    /// The same target, counting what is emitted into `m`.
+    pub fn metered(&self, m: Arc<crate::metrics::PluginMetrics>) -> Emitter {
+        Emitter {
+            meter: Some(m),
+            ..self.clone()
+        }
+    }
+
     pub fn emit(&self, tag: &str, es: EventStream) {
+        if let Some(m) = &self.meter {
+            m.emit_records.add(es.len() as u64);
+        }
         match &*self.target {
             EmitTarget::Router(slot) => match slot.get() {
                 Some(r) => r.emit(tag, es),
