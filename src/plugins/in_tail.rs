@@ -1866,6 +1866,10 @@ mod tests {
             transcode: Transcode::None,
             groups: None,
             parser: Arc::new(NoneParser),
+            metrics: crate::metrics::PluginMetrics::detached(
+                "tail",
+                crate::metrics::Category::Input,
+            ),
         }
     }
 
