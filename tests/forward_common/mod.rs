@@ -65,6 +65,12 @@ impl Ferrentd {
 
     pub fn start_in(dir: tempfile::TempDir, conf: &str) -> Ferrentd {
         let path = dir.path().join("fluent.conf");
+        // ferrentd's own log lines are events; keep them out of the tests' `<match **>`.
+        let conf = if conf.contains("@FLUENT_LOG") {
+            conf.to_string()
+        } else {
+            format!("<label @FLUENT_LOG>\n  <match **>\n    @type null\n  </match>\n</label>\n{conf}")
+        };
         std::fs::write(&path, conf).unwrap();
         let stdout = std::fs::OpenOptions::new()
             .create(true)
