@@ -213,3 +213,86 @@ fn config_budgets_give_located_errors() {
     );
     assert_eq!(e.1, 4);
 }
+
+#[test]
+fn odd_inputs_never_panic() {
+    for src in [
+        "Time.at(1e300).utc.to_s",
+        "Time.at(-1e18).iso8601",
+        "Time.at(2**62).strftime('%Y')",
+        "1 >> -2",
+        "1 << -2",
+        "10.round(-100)",
+        "1.5.round(-400)",
+        "'é'[5..]",
+        "'héllo'.byteslice(2, 1)",
+        "'abc' % []",
+        "format('%*d', 10**12, 1)",
+        "'%-*s' % [-5, 'x']",
+        "'x'.center(10**12)",
+        "[1] * (2**40)",
+        "Array.new(2**40)",
+        "(1..).first(3)",
+        "('a'..'zzzzzzzz').to_a",
+        "'a'.succ * 3",
+        "Integer('0x')",
+        "Integer('9' * 40)",
+        "''.split(//)",
+        "'abc'.split(//, -1)",
+        "'a,b,,'.split(',', -1)",
+        "'aaa'.gsub(/a*/, '-')",
+        "'abc'.scan(//)",
+        "'ab'.tr('a-', 'x')",
+        "'ab'.tr('^', 'x')",
+        "'x'.ljust(3, '')",
+        "JSON.parse('[' * 200 + ']' * 200)",
+        "JSON.generate(0.0 / 0)",
+        "IPAddr.new('1.2.3.4/99')",
+        "IPAddr.new('::1/200')",
+        "File.read('/nonexistent')",
+        "File.read('/')",
+        "Dir.glob('/nonexistent/**')",
+        "Regexp.new('(')",
+        "'a' =~ Regexp.new('a{99999}')",
+        "$1",
+        "$~",
+        "x = [1]; x << x; x.size",
+        "h = {}; h['a'] = h; h.size",
+        "raise Exception",
+        "catch",
+        "-9223372036854775808 / -1",
+        "-9223372036854775808 % -1",
+        "(-9223372036854775808).abs",
+        "9223372036854775807 + 1",
+        "2 ** -2",
+        "0 ** -1",
+        "0.0 ** -1",
+        "10.divmod(0)",
+        "10.0.divmod(0)",
+        "'%c' % 0x110000",
+        "1.chr",
+        "300.chr",
+        "0x110000.chr('UTF-8')",
+    ] {
+        let _ = ev(src);
+    }
+}
+
+#[test]
+fn split_with_empty_matches_as_ruby() {
+    // Expected values from Ruby 3.1.
+    assert_eq!(ev("'abc'.split(//)"), "[\"a\", \"b\", \"c\"]");
+    assert_eq!(ev("'abc'.split(/b*/)"), "[\"a\", \"c\"]");
+    assert_eq!(ev("'abc'.split(/x*/)"), "[\"a\", \"b\", \"c\"]");
+    assert_eq!(ev("'abc'.split(/(b)/)"), "[\"a\", \"b\", \"c\"]");
+    assert_eq!(ev("',a,,b,,'.split(/,/)"), "[\"\", \"a\", \"\", \"b\"]");
+    assert_eq!(ev("'abc'.split(//, 2)"), "[\"a\", \"bc\"]");
+    assert_eq!(ev("'abc'.split(/b*/, -1)"), "[\"a\", \"c\", \"\"]");
+    assert_eq!(ev("'aaa'.split(/a*/)"), "[]");
+    assert_eq!(ev("' a b '.split(/ /)"), "[\"\", \"a\", \"b\"]");
+    assert_eq!(ev("'abc'.split(//, -1)"), "[\"a\", \"b\", \"c\", \"\"]");
+    assert_eq!(
+        ev("'héllo'.split(//)"),
+        "[\"h\", \"é\", \"l\", \"l\", \"o\"]"
+    );
+}

@@ -1208,7 +1208,7 @@ fn range_inner<'a>(
             }
         }
         _ => {
-            let items = range_items(recv, 10_000_000)?;
+            let items = range_items(recv, 1_000_000)?;
             if name == "each" {
                 let Some(b) = blk else { return Ok(None) };
                 for x in &items {
