@@ -71,6 +71,8 @@ pub enum K {
     /// `$!`: the exception being rescued.
     LastError,
     Defined(Box<Node>),
+    /// `recv["literal"]`: read without building the key String when `recv` is the record.
+    IndexStr(Box<Node>, Vec<u8>),
     /// `@name` (record_modifier's prepare_value sets them).
     Ivar(String),
     IvAsgn(String, Box<Node>),
@@ -736,14 +738,23 @@ impl Compiler {
                 let sel = s.selector_l.as_ref().map_or(at, |l| l.begin);
                 self.call(Some(&s.recv), &s.method_name, &s.args, true, sel, None)
             }
-            P::Index(i) => self.call(
-                Some(&i.recv),
-                "[]",
-                &i.indexes,
-                false,
-                i.begin_l.begin,
-                None,
-            ),
+            P::Index(i) => {
+                if let [P::Str(k)] = i.indexes.as_slice() {
+                    let recv = self.boxed(&i.recv)?;
+                    return Ok(Node {
+                        kind: K::IndexStr(recv, k.value.as_raw().clone()),
+                        at: i.begin_l.begin,
+                    });
+                }
+                self.call(
+                    Some(&i.recv),
+                    "[]",
+                    &i.indexes,
+                    false,
+                    i.begin_l.begin,
+                    None,
+                )
+            }
             P::IndexAsgn(i) => {
                 let mut args: Vec<P> = i.indexes.clone();
                 match &i.value {

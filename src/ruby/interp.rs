@@ -374,6 +374,13 @@ impl<'a, 'h> Interp<'a, 'h> {
                 K::Call(_) => V::str("method"),
                 _ => V::str("expression"),
             },
+            K::IndexStr(recv, key) => {
+                let r = self.eval(recv)?;
+                match r {
+                    V::Rec(rec) => rec.get(key.as_slice()).map_or(V::Nil, V::from_event),
+                    other => return self.send(other, "[]", vec![V::str(key.clone())], None, n.at),
+                }
+            }
             K::Ivar(name) => self
                 .ivars
                 .iter()

@@ -110,8 +110,28 @@ impl Re {
 
     /// The first match at or after byte `start`.
     pub fn match_at(&self, text: &str, start: usize) -> Result<Option<MatchData>, String> {
+        self.match_shared(&std::rc::Rc::from(text), start)
+    }
+
+    fn match_shared(
+        &self,
+        text: &std::rc::Rc<str>,
+        start: usize,
+    ) -> Result<Option<MatchData>, String> {
         if start > text.len() {
             return Ok(None);
+        }
+        // Without groups, a plain find is enough (and faster).
+        if self.names.len() == 1 {
+            return match self.re.find_from_pos(text, start) {
+                Ok(Some(m)) => Ok(Some(MatchData {
+                    text: text.clone(),
+                    groups: vec![Some((m.start(), m.end()))],
+                    names: Vec::new(),
+                })),
+                Ok(None) => Ok(None),
+                Err(e) => Err(format!("regexp match failed: {e}")),
+            };
         }
         match self.re.captures_from_pos(text, start) {
             Ok(Some(c)) => {
@@ -119,7 +139,7 @@ impl Re {
                     .map(|i| c.get(i).map(|m| (m.start(), m.end())))
                     .collect();
                 Ok(Some(MatchData {
-                    text: text.to_string(),
+                    text: text.clone(),
                     groups,
                     names: self.names.clone(),
                 }))
@@ -131,10 +151,11 @@ impl Re {
 
     /// Every non-overlapping match, as Ruby's scan/gsub walk them.
     pub fn all(&self, text: &str, limit: usize) -> Result<Vec<MatchData>, String> {
+        let shared: std::rc::Rc<str> = std::rc::Rc::from(text);
         let mut out = Vec::new();
         let mut pos = 0;
         while pos <= text.len() {
-            let Some(m) = self.match_at(text, pos)? else {
+            let Some(m) = self.match_shared(&shared, pos)? else {
                 break;
             };
             let (s, e) = m.groups[0].unwrap_or((pos, pos));
@@ -155,7 +176,7 @@ impl Re {
 
 #[derive(Debug, Clone)]
 pub struct MatchData {
-    pub text: String,
+    pub text: std::rc::Rc<str>,
     pub groups: Vec<Option<(usize, usize)>>,
     pub names: Vec<Option<String>>,
 }

@@ -18,6 +18,8 @@ pub struct Template {
     /// The Ruby code evaluated (for messages).
     pub code: String,
     prog: Program,
+    /// A string literal with nothing for Ruby to interpret evaluates to itself.
+    constant: Option<Vec<u8>>,
 }
 
 /// Whether `s` is exactly one placeholder (`${` once, at the start, and a final `}`).
@@ -43,7 +45,16 @@ impl Template {
             }
         };
         let prog = Program::compile(&code, locals)?;
-        Ok(Template { code, prog })
+        let constant = if s.contains(['$', '#', '\\', '[', ']', '"']) {
+            None
+        } else {
+            Some(s.as_bytes().to_vec())
+        };
+        Ok(Template {
+            code,
+            prog,
+            constant,
+        })
     }
 
     pub fn eval<'a>(
@@ -51,6 +62,9 @@ impl Template {
         host: &Host,
         locals: impl IntoIterator<Item = V<'a>>,
     ) -> Result<V<'a>, EvalError> {
+        if let Some(c) = &self.constant {
+            return Ok(V::str(c.clone()));
+        }
         self.prog.run(host, locals, Budget::EVENT)
     }
 
@@ -60,6 +74,9 @@ impl Template {
         locals: impl IntoIterator<Item = V<'a>>,
         ivars: &mut Vec<(String, V<'a>)>,
     ) -> Result<V<'a>, EvalError> {
+        if let Some(c) = &self.constant {
+            return Ok(V::str(c.clone()));
+        }
         self.prog.run_with_ivars(host, locals, Budget::EVENT, ivars)
     }
 

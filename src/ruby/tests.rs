@@ -162,3 +162,137 @@ fn kubernetes_config_examples() {
     assert_eq!(ev(url), s("https://not an address:443/api"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn more_syntax() {
+    assert_eq!(ev("not nil"), "true");
+    assert_eq!(ev("Integer('x') rescue 'fallback'"), "\"fallback\"");
+    assert_eq!(
+        ev("\"tab\\there\\n\".inspect"),
+        "\"\\\"tab\\\\there\\\\n\\\"\""
+    );
+    assert_eq!(ev("'single \\n'"), "\"single \\\\n\"");
+    assert_eq!(ev("a, *b = [1, 2, 3]; b"), "[2, 3]");
+    assert_eq!(ev("x = 0; x += 5; x ||= 9; x"), "5");
+    assert_eq!(ev("[[1, 2], [3, 4]].map { |a, b| a + b }"), "[3, 7]");
+    assert_eq!(ev("[1, 2, 3].map { _1 * 10 }"), "[10, 20, 30]");
+    assert_eq!(ev("%w[a b].map(&:upcase)"), "[\"A\", \"B\"]");
+    assert_eq!(ev("'2023-11-14' =~ /(\\d+)-(\\d+)/; $2"), "\"11\"");
+    assert_eq!(ev("unless false then 1 end"), "1");
+    assert_eq!(ev("i = 0; i += 1 while i < 5; i"), "5");
+    assert_eq!(ev("[1, 2, 3, 4].each_slice(2).map(&:sum)"), "[3, 7]");
+    assert_eq!(ev(":a.inspect"), "\":a\"");
+    assert_eq!(ev("{b: 1}[:b]"), "1");
+    assert_eq!(
+        ev("h = Hash.new(0); 'abca'.each_char { |c| h[c] += 1 }; h"),
+        "{\"a\"=>2, \"b\"=>1, \"c\"=>1}"
+    );
+    assert_eq!(ev("raise ArgumentError, 'bad'"), "!ArgumentError: bad");
+    assert_eq!(
+        ev("begin; raise 'x'; rescue => e; e.message; ensure; 1; end"),
+        "\"x\""
+    );
+    assert_eq!(ev("[3, 1, 2].sort.first(2)"), "[1, 2]");
+    assert_eq!(ev("'a-b'.split('-', 2)"), "[\"a\", \"b\"]");
+    assert_eq!(ev("1.0 / 0"), "Infinity");
+    assert_eq!(ev("-7.fdiv(2)"), "-3.5");
+}
+
+#[test]
+fn config_budgets_give_located_errors() {
+    let e = eval_config("x = 1; loop { x += 1 }", "h", "0").unwrap_err();
+    assert!(e.0.contains("step budget exceeded"), "{e:?}");
+    let e = eval_config("s = 'x' * 1000; 30.times { s += s }; s", "h", "0").unwrap_err();
+    assert!(e.0.contains("memory budget exceeded"), "{e:?}");
+    let e = eval_config("'abc'.upcase.nope", "h", "0").unwrap_err();
+    assert_eq!(e.1, 13, "offset of the method name: {e:?}");
+    let e = eval_config("nil.upcase", "h", "0").unwrap_err();
+    assert!(
+        e.0.contains("NoMethodError: undefined method `upcase' for nil:NilClass"),
+        "{e:?}"
+    );
+    assert_eq!(e.1, 4);
+}
+
+#[test]
+fn odd_inputs_never_panic() {
+    for src in [
+        "Time.at(1e300).utc.to_s",
+        "Time.at(-1e18).iso8601",
+        "Time.at(2**62).strftime('%Y')",
+        "1 >> -2",
+        "1 << -2",
+        "10.round(-100)",
+        "1.5.round(-400)",
+        "'é'[5..]",
+        "'héllo'.byteslice(2, 1)",
+        "'abc' % []",
+        "format('%*d', 10**12, 1)",
+        "'%-*s' % [-5, 'x']",
+        "'x'.center(10**12)",
+        "[1] * (2**40)",
+        "Array.new(2**40)",
+        "(1..).first(3)",
+        "('a'..'zzzzzzzz').to_a",
+        "'a'.succ * 3",
+        "Integer('0x')",
+        "Integer('9' * 40)",
+        "''.split(//)",
+        "'abc'.split(//, -1)",
+        "'a,b,,'.split(',', -1)",
+        "'aaa'.gsub(/a*/, '-')",
+        "'abc'.scan(//)",
+        "'ab'.tr('a-', 'x')",
+        "'ab'.tr('^', 'x')",
+        "'x'.ljust(3, '')",
+        "JSON.parse('[' * 200 + ']' * 200)",
+        "JSON.generate(0.0 / 0)",
+        "IPAddr.new('1.2.3.4/99')",
+        "IPAddr.new('::1/200')",
+        "File.read('/nonexistent')",
+        "File.read('/')",
+        "Dir.glob('/nonexistent/**')",
+        "Regexp.new('(')",
+        "'a' =~ Regexp.new('a{99999}')",
+        "$1",
+        "$~",
+        "x = [1]; x << x; x.size",
+        "h = {}; h['a'] = h; h.size",
+        "raise Exception",
+        "catch",
+        "-9223372036854775808 / -1",
+        "-9223372036854775808 % -1",
+        "(-9223372036854775808).abs",
+        "9223372036854775807 + 1",
+        "2 ** -2",
+        "0 ** -1",
+        "0.0 ** -1",
+        "10.divmod(0)",
+        "10.0.divmod(0)",
+        "'%c' % 0x110000",
+        "1.chr",
+        "300.chr",
+        "0x110000.chr('UTF-8')",
+    ] {
+        let _ = ev(src);
+    }
+}
+
+#[test]
+fn split_with_empty_matches_as_ruby() {
+    // Expected values from Ruby 3.1.
+    assert_eq!(ev("'abc'.split(//)"), "[\"a\", \"b\", \"c\"]");
+    assert_eq!(ev("'abc'.split(/b*/)"), "[\"a\", \"c\"]");
+    assert_eq!(ev("'abc'.split(/x*/)"), "[\"a\", \"b\", \"c\"]");
+    assert_eq!(ev("'abc'.split(/(b)/)"), "[\"a\", \"b\", \"c\"]");
+    assert_eq!(ev("',a,,b,,'.split(/,/)"), "[\"\", \"a\", \"\", \"b\"]");
+    assert_eq!(ev("'abc'.split(//, 2)"), "[\"a\", \"bc\"]");
+    assert_eq!(ev("'abc'.split(/b*/, -1)"), "[\"a\", \"c\", \"\"]");
+    assert_eq!(ev("'aaa'.split(/a*/)"), "[]");
+    assert_eq!(ev("' a b '.split(/ /)"), "[\"\", \"a\", \"b\"]");
+    assert_eq!(ev("'abc'.split(//, -1)"), "[\"a\", \"b\", \"c\", \"\"]");
+    assert_eq!(
+        ev("'héllo'.split(//)"),
+        "[\"h\", \"é\", \"l\", \"l\", \"o\"]"
+    );
+}

@@ -632,7 +632,26 @@ pub fn call<'a>(
     args: &[V<'a>],
     blk: Option<&Block>,
 ) -> Option<R<'a>> {
-    // Fast paths on borrowed event arrays.
+    // Fast paths that need no copy of the elements.
+    if let V::Array(a) = recv {
+        let a = a.borrow();
+        match (name, args) {
+            ("[]", [V::Int(i)]) => {
+                let n = a.len() as i64;
+                let i = if *i < 0 { n + i } else { *i };
+                return Some(Ok(if (0..n).contains(&i) {
+                    a[i as usize].clone()
+                } else {
+                    V::Nil
+                }));
+            }
+            ("size" | "length", []) => return Some(Ok(V::Int(a.len() as i64))),
+            ("first", []) => return Some(Ok(a.first().cloned().unwrap_or(V::Nil))),
+            ("last", []) => return Some(Ok(a.last().cloned().unwrap_or(V::Nil))),
+            ("empty?", []) => return Some(Ok(V::Bool(a.is_empty()))),
+            _ => {}
+        }
+    }
     if let V::RArr(a) = recv {
         match (name, args) {
             ("[]", [V::Int(i)]) => {
@@ -1189,7 +1208,7 @@ fn range_inner<'a>(
             }
         }
         _ => {
-            let items = range_items(recv, 10_000_000)?;
+            let items = range_items(recv, 1_000_000)?;
             if name == "each" {
                 let Some(b) = blk else { return Ok(None) };
                 for x in &items {

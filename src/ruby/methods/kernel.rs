@@ -1388,7 +1388,7 @@ pub fn misc_call<'a>(
         (V::Match(m), "pre_match") => ok(s(m.pre().to_string())),
         (V::Match(m), "post_match") => ok(s(m.post().to_string())),
         (V::Match(m), "to_s") => ok(s(m.group(0).unwrap_or("").to_string())),
-        (V::Match(m), "string") => ok(s(m.text.clone())),
+        (V::Match(m), "string") => ok(s(m.text.to_string())),
         (V::Match(m), "size" | "length") => ok(V::Int(m.groups.len() as i64)),
         (V::Match(m), "begin" | "end") => {
             let i = match arg(args, 0) {

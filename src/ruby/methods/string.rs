@@ -230,49 +230,45 @@ pub fn split<'a>(t: &str, pat: &V<'a>, limit: i64) -> Result<Vec<String>, Ctl<'a
             }
         }
         V::Regexp(re) => {
+            // Ruby's rule: an empty match right where the current field starts does not
+            // split; every other match ends a field.
             let len = t.len();
-            let (mut beg, mut start) = (0usize, 0usize);
-            let mut last_null = false;
-            let mut count = 1i64;
-            while start <= len {
-                let Some(m) = re.match_at(t, start).map_err(regex_err)? else {
+            let (mut beg, mut pos) = (0usize, 0usize);
+            let mut splits = 1i64;
+            while pos <= len {
+                if limit > 0 && splits >= limit {
+                    break;
+                }
+                let Some(m) = re.match_at(t, pos).map_err(regex_err)? else {
                     break;
                 };
-                let (mb, me) = m.groups[0].unwrap_or((start, start));
-                if start == mb && mb == me {
-                    if len == 0 {
-                        out.push(String::new());
-                        break;
-                    } else if last_null {
-                        let cl = t[start..].chars().next().map_or(1, char::len_utf8);
-                        out.push(t[beg..start + cl].to_string());
-                        beg = start;
-                    } else {
-                        start += if start == len {
-                            1
-                        } else {
-                            t[start..].chars().next().map_or(1, char::len_utf8)
-                        };
-                        last_null = true;
+                let (mb, me) = m.groups[0].unwrap_or((pos, pos));
+                let next_char = |at: usize| t[at..].chars().next().map_or(1, char::len_utf8);
+                if mb == me {
+                    if mb == beg || mb > len {
+                        pos = mb + next_char(mb.min(len));
                         continue;
                     }
+                    out.push(t[beg..mb].to_string());
+                    beg = mb;
+                    pos = if mb >= len {
+                        len + 1
+                    } else {
+                        mb + next_char(mb)
+                    };
                 } else {
                     out.push(t[beg..mb].to_string());
                     beg = me;
-                    start = me;
+                    pos = me;
                 }
-                last_null = false;
                 for g in 1..m.groups.len() {
                     if let Some(x) = m.group(g) {
                         out.push(x.to_string());
                     }
                 }
-                count += 1;
-                if limit > 0 && limit <= count {
-                    break;
-                }
+                splits += 1;
             }
-            if len > 0 && (limit != 0 || len > beg) {
+            if len > 0 {
                 out.push(t[beg.min(len)..].to_string());
             }
         }
@@ -306,7 +302,7 @@ fn substitute<'a>(
     let re = pattern(&args[0])?;
     let literal_pat = matches!(args[0], V::Str(_));
     let matches = if global {
-        re.all(t, 10_000_000).map_err(regex_err)?
+        re.all(t, 1_000_000).map_err(regex_err)?
     } else {
         re.match_at(t, 0).map_err(regex_err)?.into_iter().collect()
     };

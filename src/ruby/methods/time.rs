@@ -14,6 +14,25 @@ use super::super::interp::{raise, Ctl, Interp, R};
 use super::super::value::{Time, V};
 use super::{arg, check_args, int_arg, string_arg};
 
+/// `Time#strftime` with the compiled format cached per thread (formats are config literals).
+fn strftime_cached(t: &Time, f: &str) -> String {
+    let fmt = FORMATS.with(|m| {
+        if let Some(x) = m.borrow().get(f) {
+            return x.clone();
+        }
+        let x = Rc::new(crate::timefmt::Strftime::new(f));
+        let mut m = m.borrow_mut();
+        if m.len() > 64 {
+            m.clear();
+        }
+        m.insert(f.to_string(), x.clone());
+        x
+    });
+    let mut out = Vec::with_capacity(f.len() + 16);
+    fmt.format_into(t.t, &t.zone, &mut out);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 pub fn to_s(t: &Time) -> String {
     crate::timefmt::ruby_time_to_s(t.t, &t.zone)
 }
@@ -43,6 +62,7 @@ pub fn from_f64(f: f64) -> EventTime {
 }
 
 thread_local! {
+    static FORMATS: RefCell<HashMap<String, Rc<crate::timefmt::Strftime>>> = RefCell::new(HashMap::new());
     static PARSERS: RefCell<HashMap<String, Rc<TimeParser>>> = RefCell::new(HashMap::new());
 }
 
@@ -315,7 +335,7 @@ pub fn call<'a>(
         "strftime" => Some((|| {
             check_args(args, 1, 1)?;
             let f = string_arg(&args[0])?;
-            Ok(V::str(strftime(t.t, &f, &t.zone)))
+            Ok(V::str(strftime_cached(&t, &f)))
         })()),
         "iso8601" | "xmlschema" | "rfc3339" => Some((|| {
             let d = match args.first() {
