@@ -1777,36 +1777,7 @@ mod tests {
 
     #[test]
     fn tag_expansion_from_path() {
-        let s = Settings {
-            paths: vec![],
-            excludes: vec![],
-            tag_prefix: "app.".into(),
-            tag_suffix: Some(String::new()),
-            glob_policy: GlobPolicy::BackwardCompatible,
-            path_zone: TimeZoneSpec::Utc,
-            rotate_wait: Duration::from_secs(5),
-            read_from_head: true,
-            refresh_interval: Duration::from_secs(60),
-            read_lines_limit: 1000,
-            bytes_per_second: None,
-            multiline_flush: None,
-            emit_unmatched: false,
-            path_key: None,
-            limit_recently_modified: None,
-            skip_refresh_on_startup: false,
-            follow_inodes: false,
-            open_on_every_update: false,
-            ignore_repeated_permission_error: false,
-            compaction_interval: None,
-            max_line_size: None,
-            transcode: Transcode::None,
-            groups: None,
-            parser: Arc::new(NoneParser),
-            metrics: crate::metrics::PluginMetrics::detached(
-                "tail",
-                crate::metrics::Category::Input,
-            ),
-        };
+        let s = settings_for_tests();
         assert_eq!(s.tag_for("./logs/web.log"), "app.logs.web.log");
         assert_eq!(s.tag_for("/var/log/a.log"), "app.var.log.a.log");
         assert_eq!(s.strftime("/l/%Y/x.log").len(), "/l/2024/x.log".len());
