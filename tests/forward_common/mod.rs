@@ -69,7 +69,9 @@ impl Ferrentd {
         let conf = if conf.contains("@FLUENT_LOG") {
             conf.to_string()
         } else {
-            format!("<label @FLUENT_LOG>\n  <match **>\n    @type null\n  </match>\n</label>\n{conf}")
+            format!(
+                "<label @FLUENT_LOG>\n  <match **>\n    @type null\n  </match>\n</label>\n{conf}"
+            )
         };
         std::fs::write(&path, conf).unwrap();
         let stdout = std::fs::OpenOptions::new()
