@@ -194,27 +194,15 @@ fn handle(s: &Settings, router: &crate::router::Emitter, mut conn: Connection) {
     while let ReadOutcome::Data(n) = conn.read(&mut buf) {
         let mut es = EventStream::new();
         split.feed(&buf[..n], &mut |msg| {
-            let r = s.parser.parse(msg, &mut |time, mut record| match time {
-                Some(t) => {
-                    s.keys.apply(&mut record, addr.as_deref(), host.as_deref());
-                    es.push(t, record);
-                }
-                None => tracing::warn!(
-                    "pattern not matched message={:?}",
-                    String::from_utf8_lossy(msg)
-                ),
-            });
-            match r {
-                Ok(()) => {}
-                Err(e) if super::parser::is_not_matched(&e) => tracing::warn!(
-                    "pattern not matched message={:?}",
-                    String::from_utf8_lossy(msg)
-                ),
-                Err(e) => tracing::warn!(
-                    "invalid message message={:?} error=\"{e}\"",
-                    String::from_utf8_lossy(msg)
-                ),
-            }
+            parse_message(
+                &*s.parser,
+                &s.keys,
+                msg,
+                "message",
+                addr.as_deref(),
+                host.as_deref(),
+                &mut es,
+            );
         });
         if !es.is_empty() {
             router.emit(&s.tag, es);
@@ -255,5 +243,39 @@ impl Input for TcpInput {
             move |conn| handle(&s, &router, conn),
         );
         Ok(())
+    }
+}
+
+/// Parses one message of in_tcp/in_udp into `es`, adding the source keys; a message the parser
+/// rejects is logged with Fluentd's wording (`field` is `message` for tcp, `data` for udp).
+pub(super) fn parse_message(
+    parser: &dyn Parser,
+    keys: &SourceKeys,
+    msg: &[u8],
+    field: &str,
+    addr: Option<&str>,
+    host: Option<&str>,
+    es: &mut EventStream,
+) {
+    let r = parser.parse(msg, &mut |time, mut record| match time {
+        Some(t) => {
+            keys.apply(&mut record, addr, host);
+            es.push(t, record);
+        }
+        None => tracing::warn!(
+            "pattern not matched {field}={:?}",
+            String::from_utf8_lossy(msg)
+        ),
+    });
+    match r {
+        Ok(()) => {}
+        Err(e) if super::parser::is_not_matched(&e) => tracing::warn!(
+            "pattern not matched {field}={:?}",
+            String::from_utf8_lossy(msg)
+        ),
+        Err(e) => tracing::warn!(
+            "invalid message {field}={:?} error=\"{e}\"",
+            String::from_utf8_lossy(msg)
+        ),
     }
 }

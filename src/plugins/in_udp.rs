@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::in_tcp::{default_bind, half_second, port_of};
+use super::in_tcp::{default_bind, half_second, parse_message, port_of};
 use super::{Input, InputContext, Parser, PluginContext};
 use crate::config_parser::types::{Size, Time};
 use crate::config_parser::{ConfigError, Element, Nested};
@@ -123,27 +123,15 @@ impl Input for UdpInput {
             let addr = ip.to_string();
             let host = self.keys.hostname.as_ref().map(|_| hosts.lookup(ip));
             let mut es = EventStream::new();
-            let r = self.parser.parse(data, &mut |time, mut record| match time {
-                Some(t) => {
-                    self.keys.apply(&mut record, Some(&addr), host.as_deref());
-                    es.push(t, record);
-                }
-                None => tracing::warn!(
-                    "pattern not matched data={:?}",
-                    String::from_utf8_lossy(data)
-                ),
-            });
-            match r {
-                Ok(()) => {}
-                Err(e) if super::parser::is_not_matched(&e) => tracing::warn!(
-                    "pattern not matched data={:?}",
-                    String::from_utf8_lossy(data)
-                ),
-                Err(e) => tracing::warn!(
-                    "invalid message data={:?} error=\"{e}\"",
-                    String::from_utf8_lossy(data)
-                ),
-            }
+            parse_message(
+                &*self.parser,
+                &self.keys,
+                data,
+                "data",
+                Some(&addr),
+                host.as_deref(),
+                &mut es,
+            );
             if !es.is_empty() {
                 ctx.router.emit(&self.tag, es);
             }
