@@ -370,3 +370,84 @@ fn prometheus_and_monitor_agent_follow_the_pipeline() {
     });
     let _ = main.0.kill();
 }
+
+/// Outputs inside `copy` and `roundrobin` are plugins of their own to monitoring, as in
+/// Fluentd's monitor_agent: each store counts what it was given.
+#[test]
+fn stores_of_copy_and_roundrobin_count_their_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let agent = free_port();
+    let lines: String = (0..300).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    std::fs::write(d.join("in.log"), &lines).unwrap();
+    let conf = format!(
+        r#"<source>
+  @type monitor_agent
+  bind 127.0.0.1
+  port {agent}
+</source>
+<source>
+  @type tail
+  path {dir}/in.log
+  pos_file {dir}/in.pos
+  tag app.log
+  read_from_head true
+  <parse>
+    @type json
+  </parse>
+</source>
+<match app.**>
+  @type copy
+  @id fanout
+  <store>
+    @type null
+    @id copy_null
+  </store>
+  <store>
+    @type file
+    @id copy_file
+    path {dir}/out
+    <buffer>
+      flush_mode interval
+      flush_interval 0.2s
+    </buffer>
+  </store>
+  <store>
+    @type roundrobin
+    @id rr
+    <store>
+      @type null
+      @id rr_only
+    </store>
+  </store>
+</match>
+"#,
+        dir = d.display()
+    );
+    let mut main = start(d, &conf);
+    let records = |v: &Value, id: &str| {
+        v["plugins"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["plugin_id"] == id))
+            .map(|p| p["emit_records"].clone())
+    };
+    let mut v = Value::Null;
+    wait_for("every store to count 300 records", || {
+        v = get(agent, "/api/plugins.json")
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or(Value::Null);
+        ["fanout", "copy_null", "copy_file", "rr", "rr_only"]
+            .iter()
+            .all(|id| records(&v, id) == Some(Value::from(300)))
+    });
+    let file = v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plugin_id"] == "copy_file")
+        .unwrap();
+    assert_eq!(file["type"], "file");
+    assert_eq!(file["output_plugin"], true);
+    assert_eq!(file["emit_count"].as_u64().map(|n| n >= 1), Some(true));
+    let _ = main.0.kill();
+}

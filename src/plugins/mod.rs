@@ -447,6 +447,27 @@ pub fn new_output(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Output>
     ctor(elem, ctx)
 }
 
+/// Builds a `<store>` of copy or roundrobin: its own `@label` if it names one, and metered
+/// like a `<match>` so monitoring counts what each store is given.
+pub fn new_store(
+    s: &Element,
+    ctx: &PluginContext,
+) -> Result<std::sync::Arc<dyn Output>, ConfigError> {
+    let store_ctx = match s.get("@label") {
+        Some(l) => PluginContext {
+            router: ctx
+                .labels
+                .get(l)
+                .ok_or_else(|| s.error(format!("{l} label not found")))?,
+            ..ctx.clone()
+        },
+        None => ctx.clone(),
+    };
+    let scope = crate::metrics::enter(s, crate::metrics::Category::Output);
+    let o = new_output(s, &store_ctx)?;
+    Ok(metered::output(o, scope.metrics.clone()))
+}
+
 /// Builds the parser of a `<parse>` section.
 pub fn new_parser(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Parser>, ConfigError> {
     let name = type_of(elem, "parse")?;

@@ -1,6 +1,8 @@
 //! `@type copy`: every `<store>` gets the stream, in order. `<store ignore_error>` keeps a
 //! failing store from stopping the ones after it.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use super::{Output, OutputError, PluginContext};
@@ -31,7 +33,7 @@ fn default_mode() -> CopyMode {
 }
 
 struct Store {
-    output: Box<dyn Output>,
+    output: Arc<dyn Output>,
     ignore_error: bool,
 }
 
@@ -50,18 +52,8 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Output>, Co
     })?;
     let mut stores = Vec::new();
     for s in elem.children("store") {
-        let store_ctx = match s.get("@label") {
-            Some(l) => PluginContext {
-                router: ctx
-                    .labels
-                    .get(l)
-                    .ok_or_else(|| s.error(format!("{l} label not found")))?,
-                ..ctx.clone()
-            },
-            None => ctx.clone(),
-        };
         stores.push(Store {
-            output: super::new_output(s, &store_ctx)?,
+            output: super::new_store(s, ctx)?,
             ignore_error: s.arg.split_whitespace().any(|a| a == "ignore_error"),
         });
     }

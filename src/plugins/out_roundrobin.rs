@@ -27,7 +27,7 @@ fn one() -> i64 {
 }
 
 pub struct RoundRobinOutput {
-    stores: Vec<Box<dyn Output>>,
+    stores: Vec<std::sync::Arc<dyn Output>>,
     /// Store indexes in rotation order.
     rotation: Vec<usize>,
     next: AtomicUsize,
@@ -83,22 +83,12 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Output>, Co
             ctx.configure(&only, "roundrobin")?
         };
         s.remove("weight");
-        let store_ctx = match s.get("@label") {
-            Some(l) => PluginContext {
-                router: ctx
-                    .labels
-                    .get(l)
-                    .ok_or_else(|| s.error(format!("{l} label not found")))?,
-                ..ctx.clone()
-            },
-            None => ctx.clone(),
-        };
         tracing::debug!(
             "adding store type={:?}, weight={}",
             s.plugin_type().unwrap_or(""),
             w.weight
         );
-        stores.push(super::new_output(&s, &store_ctx)?);
+        stores.push(super::new_store(&s, ctx)?);
         weights.push(w.weight);
     }
     let rotation = rotation(&weights, &mut |v| {
