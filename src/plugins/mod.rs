@@ -1,5 +1,6 @@
-//! Plugins, one module per plugin named as Fluentd names it (`@type tail` → `in_tail.rs`), and the
-//! registry that maps `@type` names to constructors.
+//! Plugins, one module per plugin named as Fluentd names it (`@type http` → `in_http.rs`, or a
+//! folder past ~1,000 lines: `@type tail` → `in_tail/`), and the registry that maps `@type`
+//! names to constructors.
 
 use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record};
