@@ -4,6 +4,7 @@
 //! the plugins run kube on (the engine's inputs and filters are threads), and a list+watch
 //! helper ([`watch`]).
 
+pub mod runner;
 pub mod watch;
 
 use std::path::{Path, PathBuf};

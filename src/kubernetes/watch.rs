@@ -175,6 +175,32 @@ impl Seen {
         }
     }
 
+    /// A complete list (a periodic pull): the objects and versions not reported before, as
+    /// changes; objects no longer listed are forgotten.
+    pub fn observe_list(&mut self, items: Vec<serde_json::Value>) -> Vec<Change> {
+        let mut listed = HashSet::new();
+        let mut out = Vec::new();
+        for obj in items {
+            let uid = super::meta_str(&obj, "uid").unwrap_or_default().to_string();
+            let rv = super::meta_str(&obj, "resourceVersion")
+                .unwrap_or_default()
+                .to_string();
+            if uid.is_empty() {
+                continue;
+            }
+            if let Some(kind) = self.apply(&uid, &rv) {
+                out.push(Change {
+                    kind,
+                    object: obj,
+                    from_list: true,
+                });
+            }
+            listed.insert(uid);
+        }
+        self.keep_only(&listed);
+        out
+    }
+
     /// After a complete list: forget objects that are gone.
     fn keep_only(&mut self, listed: &HashSet<String>) {
         let before = self.map.len();

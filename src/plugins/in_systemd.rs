@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use super::storage_local::{LocalStorage as Storage, StorageConfig};
 use super::{Input, InputContext, PluginContext};
-use crate::config_parser::types::Time;
 use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record, Value};
 
@@ -43,36 +43,6 @@ struct SystemdConfig {
 
 fn default_path() -> String {
     "/var/log/journal".into()
-}
-
-/// `<storage>` for `@type local` (Fluentd's `storage_local.rb`), with this plugin's defaults.
-#[derive(Debug, Deserialize)]
-#[allow(dead_code)]
-struct StorageConfig {
-    #[serde(rename = "@arg", default)]
-    usage: String,
-    path: Option<String>,
-    #[serde(default)]
-    mode: Option<String>,
-    #[serde(default)]
-    dir_mode: Option<String>,
-    #[serde(default)]
-    pretty_print: bool,
-    #[serde(default)]
-    persistent: bool,
-    #[serde(default = "yes")]
-    autosave: bool,
-    #[serde(default = "default_autosave_interval")]
-    autosave_interval: Time,
-    #[serde(default = "yes")]
-    save_at_shutdown: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_autosave_interval() -> Time {
-    Time(10.0)
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -126,11 +96,17 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
     );
 
     let storage_elem = elem.child("storage");
-    let storage = Storage::configure(cfg.storage.as_ref(), storage_elem, elem.get("@id"), ctx)
-        .map_err(|msg| match storage_elem {
-            Some(s) => s.error(msg),
-            None => elem.error(msg),
-        })?;
+    let storage = Storage::configure(
+        cfg.storage.as_ref(),
+        storage_elem,
+        elem.get("@id"),
+        ctx.root_dir.as_deref(),
+        ctx.worker_id,
+    )
+    .map_err(|msg| match storage_elem {
+        Some(s) => s.error(msg),
+        None => elem.error(msg),
+    })?;
 
     Ok(Box::new(SystemdInput {
         path: cfg.path,
@@ -383,171 +359,6 @@ fn event_time(usec: u64) -> EventTime {
         (usec / 1_000_000) as i64,
         ((usec % 1_000_000) * 1000) as u32,
     )
-}
-
-// ---------------------------------------------------------------------------------------------
-// Cursor storage
-
-/// The local storage: a JSON object in a file (or only in memory), holding the cursor under
-/// `journal`.
-#[derive(Debug)]
-struct Storage {
-    path: Option<PathBuf>,
-    persistent: bool,
-    autosave: Option<Duration>,
-    save_at_shutdown: bool,
-    pretty_print: bool,
-    data: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Storage {
-    fn configure(
-        cfg: Option<&StorageConfig>,
-        elem: Option<&Element>,
-        plugin_id: Option<&str>,
-        ctx: &PluginContext,
-    ) -> Result<Storage, String> {
-        if let Some(t) = elem.and_then(|e| e.plugin_type()) {
-            if t != "local" {
-                return Err(format!(
-                    "Unknown storage plugin '{t}'. Run 'gem search -rd fluent-plugin' to find plugins"
-                ));
-            }
-        }
-        let persistent = cfg.is_some_and(|c| c.persistent);
-        let autosave = cfg.is_none_or(|c| c.autosave);
-        let arg = cfg.map(|c| c.usage.as_str()).unwrap_or("");
-        let path = match cfg.and_then(|c| c.path.as_deref()) {
-            Some(p) => {
-                let p = PathBuf::from(p);
-                if p.is_file() || (!p.exists() && p.extension().is_some_and(|e| e == "json")) {
-                    Some(p)
-                } else {
-                    Some(
-                        p.join(format!("worker{}", ctx.worker_id))
-                            .join("storage.json"),
-                    )
-                }
-            }
-            None => match (plugin_id, &ctx.root_dir) {
-                (Some(id), Some(root)) => {
-                    let base = if arg.is_empty() {
-                        "storage.json".to_string()
-                    } else {
-                        format!("storage.{arg}.json")
-                    };
-                    Some(
-                        root.join(format!("worker{}", ctx.worker_id))
-                            .join(id)
-                            .join(base),
-                    )
-                }
-                _ if persistent => {
-                    return Err(
-                        "Plugin @id or path for <storage> required when 'persistent' is true"
-                            .into(),
-                    )
-                }
-                _ => None,
-            },
-        };
-        let mut data = serde_json::Map::new();
-        if let Some(p) = &path {
-            if p.exists() {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    format!(
-                        "Unexpected error: failed to read data from plugin storage file: '{}' ({e})",
-                        p.display()
-                    )
-                })?;
-                if text.is_empty() {
-                    tracing::warn!(
-                        "detect empty plugin storage file during startup. Ignored: {}",
-                        p.display()
-                    );
-                } else {
-                    match serde_json::from_str::<serde_json::Value>(&text) {
-                        Ok(serde_json::Value::Object(m)) => data = m,
-                        Ok(_) => {
-                            return Err(format!(
-                                "Invalid contents (not object) in plugin storage file: '{}'",
-                                p.display()
-                            ))
-                        }
-                        Err(_) => {
-                            return Err(format!(
-                            "Unexpected error: failed to read data from plugin storage file: '{}'",
-                            p.display()
-                        ))
-                        }
-                    }
-                }
-            }
-        } else if autosave {
-            tracing::warn!(
-                "both of Plugin @id and path for <storage> are not specified. Using on-memory store."
-            );
-        }
-        Ok(Storage {
-            path,
-            persistent,
-            autosave: (autosave && !persistent).then(|| {
-                cfg.map(|c| c.autosave_interval.as_duration())
-                    .unwrap_or(Duration::from_secs(10))
-            }),
-            save_at_shutdown: cfg.is_none_or(|c| c.save_at_shutdown),
-            pretty_print: cfg.is_some_and(|c| c.pretty_print),
-            data,
-        })
-    }
-
-    fn cursor(&self) -> Option<String> {
-        match self.data.get("journal") {
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            _ => None,
-        }
-    }
-
-    fn set_cursor(&mut self, c: String) {
-        self.data
-            .insert("journal".into(), serde_json::Value::String(c));
-    }
-
-    /// Writes the file atomically (temporary file, fsync, rename), as Fluentd's local storage.
-    fn save(&self) {
-        let Some(path) = &self.path else {
-            return;
-        };
-        let text = if self.pretty_print {
-            serde_json::to_string_pretty(&self.data)
-        } else {
-            serde_json::to_string(&self.data)
-        };
-        let Ok(text) = text else {
-            return;
-        };
-        let result = (|| -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut tmp = path.as_os_str().to_owned();
-            tmp.push(format!(".tmp.{}", std::process::id()));
-            let tmp = PathBuf::from(tmp);
-            {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(text.as_bytes())?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, path)
-        })();
-        if let Err(e) = result {
-            tracing::error!(
-                "failed to save data for plugin storage to file path=\"{}\" error=\"{e}\"",
-                path.display()
-            );
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -815,7 +626,7 @@ impl SystemdInput {
             }
             .map_err(|e| e.to_string())?;
         }
-        let cursor = self.storage.cursor();
+        let cursor = self.storage.get_str("journal");
         let sought = match &cursor {
             Some(c) => j.seek_cursor(c).and_then(|_| j.next_skip(1).map(|_| ())),
             None => self.seek_default(&mut j),
@@ -876,7 +687,7 @@ impl SystemdInput {
             ctx.router
                 .emit(&self.tag, EventStream::one(event_time(usec), record));
             match j.cursor() {
-                Ok(c) => self.storage.set_cursor(c),
+                Ok(c) => self.storage.set("journal", serde_json::Value::String(c)),
                 Err(e) => tracing::warn!("Error reading from Journal: {e}"),
             }
         }
@@ -1225,49 +1036,5 @@ mod tests {
         h[96..104].copy_from_slice(&44u64.to_le_bytes());
         std::fs::write(&cut, &h).unwrap();
         assert_eq!(journal_file_problem(&cut), None);
-    }
-
-    #[test]
-    fn storage_path_forms() {
-        let dir = tempfile::tempdir().unwrap();
-        let ctx = PluginContext::for_tests();
-        let cfg = |path: &Path, persistent: bool| StorageConfig {
-            usage: String::new(),
-            path: Some(path.display().to_string()),
-            mode: None,
-            dir_mode: None,
-            pretty_print: false,
-            persistent,
-            autosave: true,
-            autosave_interval: Time(10.0),
-            save_at_shutdown: true,
-        };
-        let d = Storage::configure(Some(&cfg(dir.path(), true)), None, None, &ctx).unwrap();
-        assert_eq!(
-            d.path.as_deref(),
-            Some(dir.path().join("worker0/storage.json").as_path())
-        );
-        let file = dir.path().join("pos.json");
-        let mut s = Storage::configure(Some(&cfg(&file, true)), None, None, &ctx).unwrap();
-        assert_eq!(s.path.as_deref(), Some(file.as_path()));
-        s.set_cursor("s=1;i=2".into());
-        s.save();
-        assert_eq!(
-            std::fs::read_to_string(&file).unwrap(),
-            r#"{"journal":"s=1;i=2"}"#
-        );
-        let again = Storage::configure(Some(&cfg(&file, true)), None, None, &ctx).unwrap();
-        assert_eq!(again.cursor().as_deref(), Some("s=1;i=2"));
-        std::fs::write(&file, "[1]").unwrap();
-        assert!(
-            Storage::configure(Some(&cfg(&file, true)), None, None, &ctx)
-                .unwrap_err()
-                .contains("not object")
-        );
-        let mut nopath = cfg(&file, true);
-        nopath.path = None;
-        assert!(Storage::configure(Some(&nopath), None, None, &ctx)
-            .unwrap_err()
-            .contains("required when 'persistent' is true"));
     }
 }
