@@ -457,6 +457,11 @@ fn events_source_via_kubeconfig_recovers_and_resumes_from_storage() {
     let (ok, lines, log) = run.stop();
     assert!(ok, "{log}");
     assert_eq!(lines.len(), 5, "{lines:#?}");
+    // One warning per outage (the garbage line, the HTML answers), not one per retry; kube's
+    // own per-request lines are not shown at the default level.
+    let warnings = log.lines().filter(|l| l.contains("[warn]")).count();
+    assert!(warnings <= 3, "{log}");
+    assert!(!log.contains("eof in poll"), "{log}");
     assert!(log.contains("failed, retrying with backoff"), "{log}");
     assert!(log.contains("410 Gone"), "{log}");
     assert!(!log.contains("panicked"), "{log}");

@@ -244,14 +244,26 @@ impl Health {
     }
 }
 
-/// The watcher's error with its cause (kube's own message names only the step).
+/// The watcher's error with the causes its message does not already include, shortened (an
+/// HTML error page is quoted several times over).
 fn describe(e: &watcher::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
         src = cause.source();
+    }
+    if s.len() > 300 {
+        let mut end = 300;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
     }
     s
 }
