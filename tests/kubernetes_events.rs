@@ -14,7 +14,7 @@ use ferrentd::kubernetes::watch::{self, ChangeKind, Seen, Target};
 use ferrentd::kubernetes::ClientSettings;
 use k8s_support::{event, FakeApi};
 
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(40);
 
 /// A watch running on the module's runtime, reporting (type, name, resourceVersion).
 struct Watching {
@@ -200,9 +200,28 @@ fn client_watch_via_kubeconfig_survives_faults_without_duplicates() {
     assert_eq!(w.take(1), vec![(ChangeKind::Added, "web-1.g".into())]);
     w.assert_quiet();
 
+    // The server is down (connections closed unanswered), then slow: the watch backs off,
+    // waits, and catches up.
+    api.faults(|f| f.reset = 2);
+    api.drop_watches();
+    api.put(
+        "events",
+        event("default", "web-1.h", "Pulled", "pulled", "Normal"),
+    );
+    assert_eq!(w.take(1), vec![(ChangeKind::Added, "web-1.h".into())]);
+    api.faults(|f| f.slow = Some(Duration::from_millis(1500)));
+    api.drop_watches();
+    api.put(
+        "events",
+        event("default", "web-1.i", "Pulled", "pulled", "Normal"),
+    );
+    assert_eq!(w.take(1), vec![(ChangeKind::Added, "web-1.i".into())]);
+    api.faults(|f| f.slow = None);
+    w.assert_quiet();
+
     let seen = w.stop();
     // web-1.c was deleted; the rest are remembered with their last resourceVersion.
-    assert_eq!(seen.len(), 6);
+    assert_eq!(seen.len(), 8);
     assert!(api
         .requests()
         .iter()
