@@ -261,6 +261,10 @@ pub fn init(level: LogLevel, target: LogTarget) -> std::io::Result<()> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = level.filter();
+    // kube logs each failed request; the Kubernetes plugins report an outage once instead.
+    let quiet_kube = tracing_subscriber::filter::filter_fn(move |m| {
+        level <= LogLevel::Debug || !m.target().starts_with("kube")
+    });
     match target {
         LogTarget::Stderr => {
             let fmt = tracing_subscriber::fmt::layer()
@@ -268,6 +272,7 @@ pub fn init(level: LogLevel, target: LogTarget) -> std::io::Result<()> {
                 .with_writer(std::io::stderr);
             let _ = tracing_subscriber::registry()
                 .with(filter)
+                .with(quiet_kube)
                 .with(fmt)
                 .with(LogEventLayer)
                 .try_init();
@@ -283,6 +288,7 @@ pub fn init(level: LogLevel, target: LogTarget) -> std::io::Result<()> {
                 .with_writer(move || w);
             let _ = tracing_subscriber::registry()
                 .with(filter)
+                .with(quiet_kube)
                 .with(fmt)
                 .with(LogEventLayer)
                 .try_init();

@@ -29,6 +29,8 @@ pub mod formatter_tsv;
 pub mod in_exec;
 pub mod in_forward;
 pub mod in_http;
+pub mod in_kubernetes_events;
+pub mod in_kubernetes_objects;
 pub mod in_monitor_agent;
 pub mod in_prometheus;
 pub mod in_prometheus_monitor;
@@ -75,6 +77,7 @@ pub mod parser_regexp;
 pub mod parser_syslog;
 pub mod parser_tsv;
 pub mod prometheus;
+pub mod storage_local;
 
 /// What every constructor gets besides its section.
 #[derive(Clone)]
@@ -285,6 +288,8 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("syslog", in_syslog::create),
     ("unix", in_unix::create),
     ("exec", in_exec::create),
+    ("kubernetes_objects", in_kubernetes_objects::create),
+    ("kubernetes_events", in_kubernetes_events::create),
     ("monitor_agent", in_monitor_agent::create),
     ("prometheus", in_prometheus::create),
     ("prometheus_monitor", in_prometheus_monitor::create),

@@ -244,5 +244,3 @@ pub(super) fn event_time(usec: u64) -> EventTime {
         ((usec % 1_000_000) * 1000) as u32,
     )
 }
-
-// Cursor storage

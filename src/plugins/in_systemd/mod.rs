@@ -14,20 +14,18 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use super::storage_local::{LocalStorage as Storage, StorageConfig};
 use super::{Input, InputContext, PluginContext};
-use crate::config_parser::types::Time;
 use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record, Value};
 
 mod entry;
 mod journal;
-mod storage;
 #[cfg(test)]
 mod tests;
 
 use entry::*;
 use journal::*;
-use storage::*;
 
 const LIBRARY: &str = "libsystemd.so.0";
 /// `sd_journal_wait` results.
@@ -53,36 +51,6 @@ struct SystemdConfig {
 
 fn default_path() -> String {
     "/var/log/journal".into()
-}
-
-/// `<storage>` for `@type local` (Fluentd's `storage_local.rb`), with this plugin's defaults.
-#[derive(Debug, Deserialize)]
-#[allow(dead_code)]
-struct StorageConfig {
-    #[serde(rename = "@arg", default)]
-    usage: String,
-    path: Option<String>,
-    #[serde(default)]
-    mode: Option<String>,
-    #[serde(default)]
-    dir_mode: Option<String>,
-    #[serde(default)]
-    pretty_print: bool,
-    #[serde(default)]
-    persistent: bool,
-    #[serde(default = "yes")]
-    autosave: bool,
-    #[serde(default = "default_autosave_interval")]
-    autosave_interval: Time,
-    #[serde(default = "yes")]
-    save_at_shutdown: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_autosave_interval() -> Time {
-    Time(10.0)
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -136,11 +104,17 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
     );
 
     let storage_elem = elem.child("storage");
-    let storage = Storage::configure(cfg.storage.as_ref(), storage_elem, elem.get("@id"), ctx)
-        .map_err(|msg| match storage_elem {
-            Some(s) => s.error(msg),
-            None => elem.error(msg),
-        })?;
+    let storage = Storage::configure(
+        cfg.storage.as_ref(),
+        storage_elem,
+        elem.get("@id"),
+        ctx.root_dir.as_deref(),
+        ctx.worker_id,
+    )
+    .map_err(|msg| match storage_elem {
+        Some(s) => s.error(msg),
+        None => elem.error(msg),
+    })?;
 
     Ok(Box::new(SystemdInput {
         path: cfg.path,
@@ -178,7 +152,7 @@ impl SystemdInput {
             }
             .map_err(|e| e.to_string())?;
         }
-        let cursor = self.storage.cursor();
+        let cursor = self.storage.get_str("journal");
         let sought = match &cursor {
             Some(c) => j.seek_cursor(c).and_then(|_| j.next_skip(1).map(|_| ())),
             None => self.seek_default(&mut j),
@@ -239,7 +213,7 @@ impl SystemdInput {
             ctx.router
                 .emit(&self.tag, EventStream::one(event_time(usec), record));
             match j.cursor() {
-                Ok(c) => self.storage.set_cursor(c),
+                Ok(c) => self.storage.set("journal", serde_json::Value::String(c)),
                 Err(e) => tracing::warn!("Error reading from Journal: {e}"),
             }
         }
