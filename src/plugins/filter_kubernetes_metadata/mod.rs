@@ -11,6 +11,7 @@
 //! tag's names, or the orphaned namespace).
 
 mod cache;
+mod kube_source;
 mod meta;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use super::{Filter, PluginContext};
 use crate::config_parser::types::RubyRegex;
 use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record, Value};
+use crate::kubernetes::ClientSettings;
 use cache::LruTtl;
 pub use meta::{namespace_meta, pod_meta, strip_runtime, NsMeta, PodMeta, Shape};
 
@@ -44,9 +46,6 @@ fn yes() -> bool {
 }
 fn default_api_version() -> String {
     "v1".into()
-}
-fn default_secret_dir() -> String {
-    "/var/run/secrets/kubernetes.io/serviceaccount".into()
 }
 fn default_open_timeout() -> i64 {
     3
@@ -79,13 +78,14 @@ fn default_orphaned_id() -> String {
     "orphaned".into()
 }
 
-/// Every parameter of the plugin (v3.8). The parameters removed in v3.0 (`de_dot`,
+/// Every parameter of the plugin (v3.8) but the client ones (`kubernetes_url`, `ca_file`,
+/// `client_cert`, `client_key`, `verify_ssl`, `bearer_token_file`, `secret_dir`), which are
+/// [`crate::kubernetes::ClientSettings`]. The parameters removed in v3.0 (`de_dot`,
 /// `de_dot_separator`, `de_slash`, `de_slash_separator`, `use_journal`,
 /// `container_name_to_kubernetes_regexp`) are not declared, so they get Fluentd's
 /// "parameter ... is not used." warning, as with the plugin.
 #[derive(Deserialize, Clone)]
 pub struct KubernetesMetadataConf {
-    pub kubernetes_url: Option<String>,
     #[serde(default = "default_cache_size")]
     pub cache_size: i64,
     /// Seconds; below 0: no TTL.
@@ -98,20 +98,12 @@ pub struct KubernetesMetadataConf {
     pub watch: bool,
     #[serde(rename = "apiVersion", default = "default_api_version")]
     pub api_version: String,
-    pub client_cert: Option<String>,
-    pub client_key: Option<String>,
-    pub ca_file: Option<String>,
-    #[serde(default = "yes")]
-    pub verify_ssl: bool,
     #[serde(default = "default_open_timeout")]
     pub open_timeout: i64,
     #[serde(default = "default_read_timeout")]
     pub read_timeout: i64,
     #[serde(default = "default_regexp")]
     pub tag_to_kubernetes_name_regexp: String,
-    pub bearer_token_file: Option<String>,
-    #[serde(default = "default_secret_dir")]
-    pub secret_dir: String,
     #[serde(default)]
     pub annotation_match: Vec<String>,
     #[serde(default = "default_stats_interval")]
@@ -316,6 +308,10 @@ pub struct CacheState {
     id_cache: LruTtl<Arc<str>, Ids>,
     pods: LruTtl<Arc<str>, Arc<PodMeta>>,
     namespaces: LruTtl<Arc<str>, Arc<NsMeta>>,
+    /// `namespace/pod` → pod uid and namespace name → uid, for what the caches hold, so a new
+    /// container of a known pod (or a watched one) needs no GET.
+    pod_names: LruTtl<String, Arc<str>>,
+    ns_names: LruTtl<String, Arc<str>>,
     /// `namespace/pod` lookups that found nothing recently.
     misses: LruTtl<String, ()>,
     /// tag → names, so the tag regexp runs once per tag.
@@ -330,11 +326,38 @@ impl CacheState {
             id_cache: LruTtl::new(size, ttl),
             pods: LruTtl::new(size, ttl),
             namespaces: LruTtl::new(size, ttl),
+            pod_names: LruTtl::new(size, ttl),
+            ns_names: LruTtl::new(size, ttl),
             misses: LruTtl::new(size, Some(MISS_TTL)),
             tags: LruTtl::new(size, None),
             stats: Stats::default(),
             last_stats: Instant::now(),
         }
+    }
+
+    fn put_pod(&mut self, p: Arc<PodMeta>, now: Instant) {
+        let uid: Arc<str> = Arc::from(p.uid.as_str());
+        self.pod_names.insert(pod_key(&p), uid.clone(), now);
+        self.pods.insert(uid, p, now);
+    }
+
+    fn put_namespace(&mut self, n: Arc<NsMeta>, now: Instant) {
+        let uid: Arc<str> = Arc::from(n.uid.as_str());
+        self.ns_names.insert(n.name.clone(), uid.clone(), now);
+        self.namespaces.insert(uid, n, now);
+    }
+
+    /// The cached pod `ns/name` when it is the one `key` (a container id or the pod uid)
+    /// belongs to; a pod recreated under the same name is not mistaken for the old one.
+    fn cached_pod(&mut self, ns_pod: &str, key: &str, now: Instant) -> Option<Arc<PodMeta>> {
+        let uid = self.pod_names.get(ns_pod, now)?.clone();
+        let p = self.pods.get(&uid, now)?;
+        (p.uid == key || p.containers.iter().any(|c| c.container_id == key)).then(|| p.clone())
+    }
+
+    fn cached_namespace(&mut self, name: &str, now: Instant) -> Option<Arc<NsMeta>> {
+        let uid = self.ns_names.get(name, now)?.clone();
+        self.namespaces.get(&uid, now).cloned()
     }
 
     pub fn pod_cache_len(&self) -> usize {
@@ -349,11 +372,7 @@ impl CacheState {
     /// (`node` is `K8S_NODE_NAME`). Returns whether the cache changed.
     pub fn pod_modified(&mut self, pod: PodMeta, node: Option<&str>) -> bool {
         let uid: Arc<str> = Arc::from(pod.uid.as_str());
-        let key = format!(
-            "{}/{}",
-            field_str(&pod.fields, "namespace_name"),
-            field_str(&pod.fields, "pod_name")
-        );
+        let key = pod_key(&pod);
         self.misses.remove(&key);
         let pod = Arc::new(pod);
         if self.pods.update(&uid, pod.clone()) {
@@ -361,7 +380,7 @@ impl CacheState {
             return true;
         }
         if node.is_some() && pod.node.as_deref() == node {
-            self.pods.insert(uid, pod, Instant::now());
+            self.put_pod(pod, Instant::now());
             self.stats.bump("pod_cache_host_updates");
             return true;
         }
@@ -392,6 +411,14 @@ impl CacheState {
     }
 }
 
+fn pod_key(p: &PodMeta) -> String {
+    format!(
+        "{}/{}",
+        field_str(&p.fields, "namespace_name"),
+        field_str(&p.fields, "pod_name")
+    )
+}
+
 fn field_str<'a>(r: &'a Record, key: &str) -> std::borrow::Cow<'a, str> {
     match r.get(key).and_then(Value::as_bytes) {
         Some(b) => String::from_utf8_lossy(b),
@@ -405,8 +432,11 @@ pub struct KubernetesMetadata {
     tag_re: TagRegexp,
     source: Option<Arc<dyn MetadataSource>>,
     state: Arc<Mutex<CacheState>>,
-    /// What runs the watches; dropped (stopping them) with the filter.
-    background: Option<Box<dyn Send + Sync>>,
+    /// For the error messages: the plugin names the endpoint.
+    master_url: String,
+    /// The client the watches use (None: no API server, or a test source).
+    client: Option<kube::Client>,
+    watches: Mutex<Option<kube_source::Watches>>,
 }
 
 /// What `get_pod_metadata` found: the pod part and the namespace part of the hash, or the
@@ -422,12 +452,40 @@ struct Found {
 
 impl KubernetesMetadata {
     pub fn configure(elem: &Element, ctx: &PluginContext) -> Result<Self, ConfigError> {
-        let conf: KubernetesMetadataConf = ctx.configure(elem, "kubernetes_metadata")?;
-        Self::from_conf(conf).map_err(|m| elem.error(m))
+        let (conf, settings): (KubernetesMetadataConf, ClientSettings) =
+            crate::kubernetes::configure(elem, ctx, "kubernetes_metadata")?;
+        // As the plugin: with no API server to ask, only the names from the tag are added.
+        let api = match settings.source() {
+            Ok(_) => Some(connect(&settings).map_err(|m| {
+                elem.error(format!(
+                    "Invalid Kubernetes API {} endpoint: {m}",
+                    conf.api_version
+                ))
+            })?),
+            Err(e) => {
+                tracing::debug!("kubernetes_metadata: {e}");
+                None
+            }
+        };
+        let master_url = api.as_ref().map(|(_, url)| url.clone());
+        let mut filter = Self::from_conf(conf, master_url).map_err(|m| elem.error(m))?;
+        if let Some((client, _)) = api {
+            let timeout = Duration::from_secs(filter.conf.read_timeout.max(1) as u64);
+            filter.source = Some(Arc::new(kube_source::KubeSource::new(
+                client.clone(),
+                timeout,
+            )));
+            filter.client = Some(client);
+        }
+        Ok(filter)
     }
 
     /// Builds the filter without a metadata source (tag-derived fields only until one is set).
-    pub fn from_conf(mut conf: KubernetesMetadataConf) -> Result<Self, String> {
+    /// `master_url` is the API server's URL as the plugin shows it.
+    pub fn from_conf(
+        conf: KubernetesMetadataConf,
+        master_url: Option<String>,
+    ) -> Result<Self, String> {
         let tag_re = TagRegexp::new(&conf.tag_to_kubernetes_name_regexp)
             .map_err(|e| format!("invalid tag_to_kubernetes_name_regexp: {e}"))?;
         let ttl = if conf.cache_ttl < 0 {
@@ -445,18 +503,6 @@ impl KubernetesMetadata {
                 }
             }
         }
-        if conf.kubernetes_url.is_none() {
-            let host = std::env::var("KUBERNETES_SERVICE_HOST").unwrap_or_default();
-            let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_default();
-            if !host.is_empty() && !port.is_empty() {
-                let host = if host.contains(':') {
-                    format!("[{host}]")
-                } else {
-                    host
-                };
-                conf.kubernetes_url = Some(format!("https://{host}:{port}/api"));
-            }
-        }
         let shape = Shape {
             skip_pod_labels: conf.skip_labels || conf.skip_pod_labels,
             skip_namespace_labels: conf.skip_labels || conf.skip_namespace_labels,
@@ -466,17 +512,19 @@ impl KubernetesMetadata {
             master_url: if conf.skip_master_url {
                 None
             } else {
-                conf.kubernetes_url.clone()
+                master_url.clone()
             },
         };
         let size = conf.cache_size.max(1) as usize;
         Ok(KubernetesMetadata {
             conf,
+            master_url: master_url.unwrap_or_default(),
             shape: Arc::new(shape),
             tag_re,
             source: None,
+            client: None,
             state: Arc::new(Mutex::new(CacheState::new(size, ttl))),
-            background: None,
+            watches: Mutex::new(None),
         })
     }
 
@@ -499,9 +547,32 @@ impl KubernetesMetadata {
         self.state.clone()
     }
 
-    /// Keeps `handle` (the watches) alive as long as the filter.
-    pub fn keep_alive(&mut self, handle: Box<dyn Send + Sync>) {
-        self.background = Some(handle);
+    /// Starts the watches that keep the caches fresh (`watch true` with an API server).
+    pub fn start_watches(&self) {
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        if !self.conf.watch {
+            return;
+        }
+        let node = std::env::var("K8S_NODE_NAME")
+            .ok()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty());
+        if node.is_none() {
+            tracing::warn!("!! The environment variable 'K8S_NODE_NAME' is not set to the node name which can affect the API server and watch efficiency !!");
+            tracing::info!("kubernetes_metadata: no pod watch without K8S_NODE_NAME (pods are looked up by GET and cached)");
+        }
+        match kube_source::start_watches(client, self.state.clone(), self.shape.clone(), node) {
+            Ok(w) => *self.watches.lock() = Some(w),
+            Err(e) => tracing::warn!("kubernetes_metadata: cannot start the watches: {e}"),
+        }
+    }
+
+    fn stop_watches(&self) {
+        if let Some(mut w) = self.watches.lock().take() {
+            w.stop();
+        }
     }
 
     fn fetch_pod(&self, source: &dyn MetadataSource, ns: &str, pod: &str) -> Option<PodMeta> {
@@ -526,7 +597,7 @@ impl KubernetesMetadata {
                 tracing::warn!(
                     "Exception '{e}' encountered fetching pod metadata from Kubernetes API {} endpoint {}",
                     self.conf.api_version,
-                    self.conf.kubernetes_url.as_deref().unwrap_or("")
+                    self.master_url
                 );
                 self.state.lock().stats.bump("pod_cache_api_nil_error");
                 None
@@ -549,7 +620,7 @@ impl KubernetesMetadata {
                 tracing::warn!(
                     "Exception '{e}' encountered fetching namespace metadata from Kubernetes API {} endpoint {}",
                     self.conf.api_version,
-                    self.conf.kubernetes_url.as_deref().unwrap_or("")
+                    self.master_url
                 );
                 self.state
                     .lock()
@@ -598,11 +669,7 @@ impl KubernetesMetadata {
             st.stats.bump("namespace_cache_miss");
         }
         let m = Arc::new(self.fetch_namespace(source, ns)?);
-        let uid: Arc<str> = Arc::from(m.uid.as_str());
-        self.state
-            .lock()
-            .namespaces
-            .insert(uid, m.clone(), Instant::now());
+        self.state.lock().put_namespace(m.clone(), Instant::now());
         Some(m)
     }
 
@@ -648,29 +715,39 @@ impl KubernetesMetadata {
                 ..Found::default()
             };
         }
-        let recent_miss = {
-            let st = self.state.lock();
-            st.misses.contains(&miss_key, Instant::now())
+        let (recent_miss, cached_pod, cached_ns) = {
+            let mut st = self.state.lock();
+            let now = Instant::now();
+            (
+                st.misses.contains(&miss_key, now),
+                st.cached_pod(&miss_key, key, now),
+                st.cached_namespace(ns, now),
+            )
         };
         let (pod_meta, ns_meta) = if recent_miss {
             (None, None)
         } else {
-            let p = self.fetch_pod(source, ns, pod).map(Arc::new);
+            let p = match cached_pod {
+                Some(p) => Some(p),
+                None => self.fetch_pod(source, ns, pod).map(Arc::new),
+            };
             let n = if self.conf.skip_namespace_metadata {
                 None
             } else {
-                self.fetch_namespace(source, ns).map(Arc::new)
+                match cached_ns {
+                    Some(n) => Some(n),
+                    None => self.fetch_namespace(source, ns).map(Arc::new),
+                }
             };
             (p, n)
         };
         let now = Instant::now();
         let mut st = self.state.lock();
         if let Some(p) = &pod_meta {
-            st.pods.insert(Arc::from(p.uid.as_str()), p.clone(), now);
+            st.put_pod(p.clone(), now);
         }
         if let Some(n) = &ns_meta {
-            st.namespaces
-                .insert(Arc::from(n.uid.as_str()), n.clone(), now);
+            st.put_namespace(n.clone(), now);
         }
         let namespace_found = ns_meta.is_some() || self.conf.skip_namespace_metadata;
         match (pod_meta, ns_meta) {
@@ -851,6 +928,14 @@ impl KubernetesMetadata {
 }
 
 impl Filter for KubernetesMetadata {
+    fn start(&self) {
+        self.start_watches();
+    }
+
+    fn shutdown(&self) {
+        self.stop_watches();
+    }
+
     fn filter_stream(&self, tag: &str, es: EventStream) -> EventStream {
         if es.is_empty() {
             return es;
@@ -903,6 +988,33 @@ impl Filter for KubernetesMetadata {
         self.dump_stats();
         out
     }
+}
+
+/// Builds the kube client (no request is made) and the URL the plugin reports as
+/// `master_url`: `kubernetes_url` as written, else the API server's URL + `/api`.
+fn connect(settings: &ClientSettings) -> Result<(kube::Client, String), String> {
+    let settings = settings.clone();
+    let rt = crate::kubernetes::runtime()?;
+    // Another thread: the caller may be inside a runtime, where block_on is not allowed.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            rt.block_on(async {
+                let config = settings.kube_config().await?;
+                let url = match &settings.kubernetes_url {
+                    Some(u) if !u.is_empty() => u.clone(),
+                    _ => format!(
+                        "{}/api",
+                        config.cluster_url.to_string().trim_end_matches('/')
+                    ),
+                };
+                let client = kube::Client::try_from(config)
+                    .map_err(|e| format!("cannot build Kubernetes client: {e}"))?;
+                Ok((client, url))
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the Kubernetes client set-up panicked".into()))
+    })
 }
 
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Filter>, ConfigError> {
