@@ -1,9 +1,13 @@
 //! The `kubernetes_metadata` filter against the fake API server of tests/k8s_support, through
 //! the real kube client: a pod lookup via a kubeconfig and via in-cluster style settings (HTTPS,
 //! generated CA, service-account folder), a watch update, a pod deleted mid-watch, an API server
-//! answering HTML, and a slow one. Every event passes through, never dropped or held.
+//! answering HTML, and a slow one. Every event passes through, never dropped or held. And the
+//! DaemonSet pipeline of conf.d (`multi_format` CRI/Docker lines → concat →
+//! `kubernetes_metadata` → Elasticsearch), run by the release binary against the fake API
+//! server and a fake Elasticsearch.
 
 mod k8s_support;
+mod sink_common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -320,4 +324,131 @@ fn a_slow_api_server_does_not_hold_events() {
     assert_eq!(got["log"], json!("hello"));
     assert_eq!(got["kubernetes"]["orphaned_namespace"], json!("shop"));
     api.faults(|x| x.slow = None);
+}
+
+#[test]
+fn the_daemonset_pipeline_adds_pod_metadata_on_the_way_to_elasticsearch() {
+    use sink_common::Answer;
+    let api = FakeApi::start();
+    api.put("namespaces", namespace("shop", json!({"team": "payments"})));
+    let mut cart = pod(
+        "shop",
+        "cart-7d9f",
+        "node-1",
+        json!({"app": "cart"}),
+        &[("cart", "registry.local/cart:1.2")],
+    );
+    cart["metadata"]["annotations"] = json!({"logging.example/parser": "none", "other": "x"});
+    api.put("pods", cart);
+    let mut db = pod(
+        "shop",
+        "db-0",
+        "node-1",
+        json!({"app": "db"}),
+        &[("postgres", "postgres:16")],
+    );
+    db["status"]["containerStatuses"][0]["containerID"] =
+        json!(format!("containerd://{:064x}", 0xdb0));
+    api.put("pods", db);
+
+    let sink = sink_common::FakeSink::start(Box::new(|r, _| {
+        if r.method == "GET" {
+            return Answer::Status(200, sink_common::ES_INFO.into());
+        }
+        Answer::Status(200, sink_common::bulk_answer(&r.text(), |_, _| 201))
+    }));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("samples/var/log/containers");
+    std::fs::create_dir_all(&logs).unwrap();
+    for e in std::fs::read_dir(root.join("conf.d/samples/var/log/containers")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), logs.join(e.file_name())).unwrap();
+    }
+    let conf = "k8s-daemonset-elasticsearch.conf";
+    std::fs::copy(root.join("conf.d").join(conf), dir.path().join(conf)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrentd"))
+        .args(["-c", conf])
+        .current_dir(dir.path())
+        .env("FLUENT_FILTER_KUBERNETES_URL", format!("{}/api", api.url()))
+        .env("ES_URL", format!("http://127.0.0.1:{}", sink.port))
+        .env("K8S_NODE_NAME", "node-1")
+        .env("TZ", "UTC")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reqs = sink.wait_for(conf, |r| {
+        r.iter()
+            .filter(|(q, _)| q.method == "POST")
+            .map(|(q, _)| sink_common::bulk_docs(&q.text()).len())
+            .sum::<usize>()
+            >= 3
+    });
+    // SAFETY: kill(2) on the PID of the child this test started and has not reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = {
+        let start = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break child.wait_with_output().unwrap();
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                break child.wait_with_output().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let mut docs: Vec<serde_json::Value> = reqs
+        .iter()
+        .filter(|(q, _)| q.method == "POST")
+        .flat_map(|(q, _)| sink_common::bulk_docs(&q.text()))
+        .collect();
+    docs.sort_by_key(|d| d["@timestamp"].as_str().unwrap_or("").to_string());
+    let k = |d: &serde_json::Value| d["kubernetes"].clone();
+    assert_eq!(docs.len(), 3, "{docs:?}");
+    // CRI lines of cart (the partial ones joined) around the Docker json-file line of db-0.
+    assert_eq!(docs[0]["message"], json!("GET /cart 200 12ms"));
+    assert_eq!(
+        docs[1]["log"],
+        json!("checkpoint complete: wrote 42 buffers\n")
+    );
+    assert_eq!(
+        docs[1]["docker"],
+        json!({"container_id": format!("{:064x}", 0xdb0)})
+    );
+    assert_eq!(k(&docs[1])["pod_name"], json!("db-0"));
+    assert_eq!(k(&docs[1])["container_image"], json!("postgres:16"));
+    assert_eq!(k(&docs[1])["labels"], json!({"app": "db"}));
+    assert_eq!(
+        docs[2]["message"],
+        json!("payment gateway timeout after 5s")
+    );
+    assert_eq!(
+        k(&docs[2]),
+        json!({
+            "container_name": "cart",
+            "namespace_name": "shop",
+            "pod_name": "cart-7d9f",
+            "container_image": "registry.local/cart:1.2",
+            "container_image_id": format!("docker-pullable://registry.local/cart:1.2@sha256:{:064x}", 1),
+            "pod_id": k(&docs[2])["pod_id"].clone(),
+            "pod_ip": "10.244.0.10",
+            "host": "node-1",
+            "labels": {"app": "cart"},
+            "annotations": {"logging.example/parser": "none"},
+            "namespace_id": "00000000-0000-4000-8000-000000000001",
+            "namespace_labels": {"team": "payments"}
+        })
+    );
+    assert!(k(&docs[2])["pod_id"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    assert_eq!(docs[2]["docker"], json!({"container_id": cid(0)}));
 }
