@@ -12,6 +12,7 @@ pub mod exec_util;
 pub mod extract;
 pub mod filter_concat;
 pub mod filter_grep;
+pub mod filter_kubernetes_metadata;
 pub mod filter_parser;
 pub mod filter_prometheus;
 pub mod filter_record_modifier;
@@ -311,6 +312,7 @@ pub const FILTERS: &[(&str, FilterCtor)] = &[
     ("stdout", filter_stdout::create),
     ("concat", filter_concat::create),
     ("prometheus", filter_prometheus::create),
+    ("kubernetes_metadata", filter_kubernetes_metadata::create),
 ];
 
 pub const OUTPUTS: &[(&str, OutputCtor)] = &[
