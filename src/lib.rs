@@ -9,6 +9,7 @@ pub mod forward;
 pub mod http_client;
 pub mod http_server;
 pub mod json;
+pub mod kubearmor;
 pub mod logging;
 pub mod metrics;
 pub mod migrate;
