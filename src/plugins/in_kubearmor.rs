@@ -280,7 +280,7 @@ async fn watch(kind: Kind, s: Arc<Settings>, channel: Channel, emit: Emitter, st
         match end {
             End::Shutdown => return,
             End::Closed => tracing::warn!(
-                "kubearmor: {} from {} ended after {received} messages; reopening in {:.1}s",
+                "kubearmor: {} from {}: the relay ended the stream ({received} received); reopening in {:.1}s",
                 kind.rpc(),
                 s.endpoint,
                 wait.as_secs_f64()
