@@ -47,6 +47,18 @@ pub fn endpoint_uri(endpoint: &str, tls: bool) -> String {
     }
 }
 
+/// Whether `endpoint` names a host to connect to (checked at configuration time).
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let uri = endpoint_uri(endpoint, false);
+    let u = uri
+        .parse::<tonic::codegen::http::Uri>()
+        .map_err(|e| format!("{endpoint:?} is not host:port or a URI: {e}"))?;
+    match u.host() {
+        Some(h) if !h.is_empty() => Ok(()),
+        _ => Err(format!("{endpoint:?} has no host")),
+    }
+}
+
 /// A lazily connecting channel: it (re)connects on use, so a relay that is down at start or
 /// restarts later is only an RPC error to retry.
 pub fn channel(endpoint: &str, tls: Option<&Tls>) -> anyhow::Result<Channel> {

@@ -186,7 +186,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
         server_name: cfg.tls_server_name.clone(),
     });
     // Fails here on a malformed endpoint; connecting itself happens (and is retried) later.
-    if let Err(e) = Endpoint::check(&endpoint) {
+    if let Err(e) = kubearmor::check_endpoint(&endpoint) {
         return Err(param_err("endpoint", format!("endpoint: {e}")));
     }
     let retry_wait = cfg.retry_wait.as_duration().max(Duration::from_millis(10));
@@ -202,23 +202,6 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
             health_check_timeout: cfg.health_check_timeout.as_duration(),
         }),
     }))
-}
-
-struct Endpoint;
-
-impl Endpoint {
-    fn check(endpoint: &str) -> Result<(), String> {
-        let uri = kubearmor::endpoint_uri(endpoint, false);
-        uri.parse::<tonic::codegen::http::Uri>()
-            .map_err(|e| format!("{endpoint:?} is not host:port or a URI: {e}"))
-            .and_then(|u| {
-                if u.host().is_some_and(|h| !h.is_empty()) {
-                    Ok(())
-                } else {
-                    Err(format!("{endpoint:?} has no host"))
-                }
-            })
-    }
 }
 
 impl Input for KubeArmorInput {
@@ -414,10 +397,10 @@ mod tests {
 
     #[test]
     fn endpoint_forms() {
-        assert!(Endpoint::check("localhost:32767").is_ok());
-        assert!(Endpoint::check(":32767").is_ok());
-        assert!(Endpoint::check("https://relay.kubearmor.svc:32767").is_ok());
-        assert!(Endpoint::check("not a uri").is_err());
+        assert!(kubearmor::check_endpoint("localhost:32767").is_ok());
+        assert!(kubearmor::check_endpoint(":32767").is_ok());
+        assert!(kubearmor::check_endpoint("https://relay.kubearmor.svc:32767").is_ok());
+        assert!(kubearmor::check_endpoint("not a uri").is_err());
         assert_eq!(
             kubearmor::endpoint_uri(":32767", false),
             "http://localhost:32767"
