@@ -759,3 +759,29 @@ fn conf_d_kubearmor_alerts_to_loki() {
         ]
     );
 }
+
+/// A figure, not a check: how fast alerts from a local relay become records
+/// (`cargo test --release --test kubearmor -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn throughput_figure() {
+    const N: usize = 50_000;
+    let mut relay = Relay::new(After::Hold);
+    relay.alerts = vec![full_alert(); N];
+    let (l, port) = listener();
+    let _relay = serve(relay, l, None);
+    let start = Instant::now();
+    let fd = Ferrentd::start(&format!("{}{STDOUT}", source(port, "  logfilter policy\n")));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while fd.stdout_lines().len() < N && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = start.elapsed();
+    let n = fd.stdout_lines().len();
+    println!(
+        "{n} alerts in {:.2}s: {:.0} alerts/s (including start-up)",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    fd.stop();
+}
