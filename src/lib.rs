@@ -10,6 +10,7 @@ pub mod http_client;
 pub mod http_server;
 pub mod json;
 pub mod kubernetes;
+pub mod kubearmor;
 pub mod logging;
 pub mod metrics;
 pub mod migrate;

@@ -32,6 +32,7 @@ pub mod in_forward;
 pub mod in_http;
 pub mod in_kubernetes_events;
 pub mod in_kubernetes_objects;
+pub mod in_kubearmor;
 pub mod in_monitor_agent;
 pub mod in_prometheus;
 pub mod in_prometheus_monitor;
@@ -284,6 +285,7 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("systemd", in_systemd::create),
     ("forward", in_forward::create),
     ("http", in_http::create),
+    ("kubearmor", in_kubearmor::create),
     ("tcp", in_tcp::create),
     ("udp", in_udp::create),
     ("syslog", in_syslog::create),
