@@ -10,7 +10,8 @@ pub(super) type FnMatch = unsafe extern "C" fn(*mut Sd, *const c_void, usize) ->
 pub(super) type FnJournal = unsafe extern "C" fn(*mut Sd) -> c_int;
 pub(super) type FnSeekCursor = unsafe extern "C" fn(*mut Sd, *const c_char) -> c_int;
 pub(super) type FnSkip = unsafe extern "C" fn(*mut Sd, u64) -> c_int;
-pub(super) type FnEnumerate = unsafe extern "C" fn(*mut Sd, *mut *const c_void, *mut usize) -> c_int;
+pub(super) type FnEnumerate =
+    unsafe extern "C" fn(*mut Sd, *mut *const c_void, *mut usize) -> c_int;
 pub(super) type FnRealtime = unsafe extern "C" fn(*mut Sd, *mut u64) -> c_int;
 pub(super) type FnCursor = unsafe extern "C" fn(*mut Sd, *mut *mut c_char) -> c_int;
 
