@@ -6,6 +6,7 @@ use crate::event::{EventStream, EventTime, Record};
 use crate::router::{Emitter, ErrorSink, Shutdown};
 
 pub mod buf_file;
+pub mod buf_file_single;
 pub mod buf_memory;
 pub mod exec_util;
 pub mod extract;

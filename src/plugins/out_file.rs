@@ -221,6 +221,10 @@ impl FileOutput {
 }
 
 impl BufferedOutput for FileOutput {
+    fn formatted_to_msgpack(&self) -> bool {
+        false
+    }
+
     fn format(&self, tag: &str, es: &EventStream, out: &mut Vec<u8>) {
         match &self.inject {
             None => {
