@@ -75,6 +75,17 @@ pub mod parser_regexp;
 pub mod parser_syslog;
 pub mod parser_tsv;
 pub mod prometheus;
+pub mod service_discovery;
+
+/// Outputs that only route events onwards (they re-emit instead of delivering): `ferrentd
+/// test` runs them as themselves, and `compare` does not treat them as sinks.
+pub const ROUTING_OUTPUTS: &[&str] = &[
+    "copy",
+    "relabel",
+    "rewrite_tag_filter",
+    "roundrobin",
+    "detect_exceptions",
+];
 
 /// What every constructor gets besides its section.
 #[derive(Clone)]
