@@ -186,7 +186,7 @@ impl Rules {
         for lang in &langs {
             let sets = rules_of(lang).ok_or_else(|| format!("Unknown language: {lang}"))?;
             for set in sets {
-                for (from, pat, to) in set {
+                for &(from, pat, to) in set.iter() {
                     let re = match compiled.get(pat) {
                         Some(r) => r.clone(),
                         None => {
@@ -201,11 +201,11 @@ impl Rules {
                     for f in from.iter() {
                         // `uniq!`: the same rule twice (e.g. java and js) counts once.
                         let s = seen.entry(*f).or_default();
-                        if s.contains(&(pat, *to)) {
+                        if s.contains(&(pat, to)) {
                             continue;
                         }
-                        s.push((pat, *to));
-                        by_state.entry(*f).or_default().push((re.clone(), *to));
+                        s.push((pat, to));
+                        by_state.entry(*f).or_default().push((re.clone(), to));
                     }
                 }
             }
@@ -514,7 +514,7 @@ impl Output for DetectExceptionsOutput {
                         first: None,
                         started: Instant::now(),
                     });
-                acc.push(e.time, std::mem::take(&mut record), &mut out);
+                acc.push(e.time, record, &mut out);
             }
         }
         s.emit(tag, out);
