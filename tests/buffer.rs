@@ -402,3 +402,79 @@ fn a_file_chunk_whose_write_fails_is_retried_and_then_delivered() {
         stderr_text(dir)
     );
 }
+
+/// `@type file_single`: one `fsb.<tag>.b<id>.buf` file per chunk and no `.meta`; after a
+/// `kill -9` the next run resumes the chunks (tag from the file name) and delivers them.
+#[test]
+fn buf_file_single_resumes_after_kill_9() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let n = 500;
+    let mut input = String::new();
+    for i in 0..n {
+        input.push_str(&format!("{{\"n\":{i}}}\n"));
+    }
+    std::fs::write(dir.join("input.log"), &input).unwrap();
+    let conf = dir.join("fluent.conf");
+    let write_conf = |flush: &str| {
+        std::fs::write(
+            &conf,
+            format!(
+                "<source>\n  @type tail\n  path ./input.log\n  pos_file ./input.pos\n  tag app.web\n  read_from_head true\n  <parse>\n    @type json\n  </parse>\n</source>\n<match app.**>\n  @type file\n  path ./out/${{tag}}\n  append true\n  <format>\n    @type json\n  </format>\n  <buffer tag,time>\n    timekey 1d\n    @type file_single\n    path ./fsb\n    flush_mode interval\n    flush_interval {flush}\n  </buffer>\n</match>\n"
+            ),
+        )
+        .unwrap();
+    };
+    write_conf("1h");
+    let c = start(&conf, dir);
+    let size = input.len() as u64;
+    wait_for("the input to be read and buffered", || {
+        std::fs::read_to_string(dir.join("input.pos"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .next()
+                    .and_then(|l| l.split('\t').nth(1).map(|h| u64::from_str_radix(h, 16)))
+            })
+            .and_then(Result::ok)
+            == Some(size)
+    });
+    let names: Vec<String> = std::fs::read_dir(dir.join("fsb"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.is_empty());
+    for name in &names {
+        assert!(
+            name.starts_with("fsb.app.web.b") && name.ends_with(".buf"),
+            "{names:?}"
+        );
+    }
+    let mut c = c;
+    c.kill().unwrap();
+    c.wait().unwrap();
+
+    write_conf("1s");
+    let c = start(&conf, dir);
+    let want: BTreeSet<i64> = (0..n).collect();
+    wait_for("every line in the output", || {
+        let got: BTreeSet<i64> = lines_under(&dir.join("out"))
+            .iter()
+            .filter_map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["n"].as_i64())
+            })
+            .collect();
+        got == want
+    });
+    stop(c);
+    // The resumed chunk kept its tag (the time slot is not kept, as in Fluentd).
+    assert!(std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .flatten()
+        .all(|e| e.file_name().to_string_lossy().starts_with("app.web.")));
+    assert_eq!(lines_under(&dir.join("out")).len(), n as usize);
+    assert_eq!(std::fs::read_dir(dir.join("fsb")).unwrap().count(), 0);
+}

@@ -436,6 +436,47 @@ fn tcp_and_udp_bad_input() {
     assert!(!log.contains("panicked"), "{log}");
 }
 
+/// `<extract>` on tcp and udp: the tag comes from the record (the key removed), falling back to
+/// `tag`; the time key is left alone, as Fluentd only consults it when the parser gave no time.
+#[test]
+fn tcp_and_udp_extract_tag() {
+    let (pt, pu) = (free_port(), free_port());
+    let mut fd = Ferrentd::start(&format!(
+        "<source>\n  @type tcp\n  bind 127.0.0.1\n  port {pt}\n  tag t\n  source_address_key ip\n  <parse>\n    @type json\n  </parse>\n  <extract>\n    tag_key tg\n    time_key at\n  </extract>\n</source>\n\
+         <source>\n  @type udp\n  bind 127.0.0.1\n  port {pu}\n  tag u\n  <parse>\n    @type json\n  </parse>\n  <extract>\n    tag_key tg\n    keep_tag_key true\n  </extract>\n</source>\n{STDOUT_MATCH}"
+    ));
+    wait_port(pt);
+    let mut s = TcpStream::connect(("127.0.0.1", pt)).unwrap();
+    s.write_all(
+        b"{\"tg\":\"app.one\",\"n\":1,\"at\":5}\n{\"n\":2}\n{\"tg\":\"app.two\",\"n\":3}\n",
+    )
+    .unwrap();
+    drop(s);
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.send_to(b"{\"tg\":\"dg.x\",\"n\":4}", ("127.0.0.1", pu))
+        .unwrap();
+    u.send_to(b"{\"n\":5}\n", ("127.0.0.1", pu)).unwrap();
+    lines_with(&fd, 5, "\"n\":");
+    alive(&mut fd);
+    let (all, _) = finish(fd);
+    let got: Vec<&str> = all
+        .iter()
+        .filter_map(|l| l.split_once(" +0000 ").map(|x| x.1))
+        .collect();
+    for want in [
+        r#"app.one: {"n":1,"at":5,"ip":"127.0.0.1"}"#,
+        r#"t: {"n":2,"ip":"127.0.0.1"}"#,
+        r#"app.two: {"n":3,"ip":"127.0.0.1"}"#,
+        r#"dg.x: {"tg":"dg.x","n":4}"#,
+        r#"u: {"n":5}"#,
+    ] {
+        assert!(got.contains(&want), "{want} not in {all:?}");
+    }
+    // The events of one connection keep their order across tags.
+    let pos = |w: &str| got.iter().position(|l| l.starts_with(w));
+    assert!(pos("app.one") < pos("t: ") && pos("t: ") < pos("app.two"));
+}
+
 #[test]
 fn http_bad_input() {
     let port = free_port();

@@ -132,4 +132,10 @@ pub struct BufferConf {
     /// buf_file: octal, default 0644 / 0755.
     pub file_permission: Option<String>,
     pub dir_permission: Option<String>,
+    /// buf_file_single: count the records of resumed chunks.
+    #[serde(default = "d_true")]
+    pub calc_num_records: bool,
+    /// buf_file_single: how resumed chunks are counted (msgpack, text, auto).
+    #[serde(default)]
+    pub chunk_format: crate::plugins::buf_file_single::ChunkFormat,
 }

@@ -111,6 +111,12 @@ pub trait BufferedOutput: Send + Sync + 'static {
         }
     }
 
+    /// Whether `format` writes msgpack (Fluentd's `formatted_to_msgpack_binary?`, true for the
+    /// standard format); buf_file_single counts resumed records by it.
+    fn formatted_to_msgpack(&self) -> bool {
+        true
+    }
+
     /// Delivers one chunk. Returning `Ok` commits it (the chunk is purged).
     fn write(&self, chunk: &Chunk) -> Result<(), WriteError>;
 
@@ -172,7 +178,8 @@ pub fn build<O: BufferedOutput>(
     output: O,
     defaults: BufferDefaults,
 ) -> Result<Box<dyn Output>, ConfigError> {
-    let (settings, store, secondary) = configure(elem, ctx, &defaults)?;
+    let (settings, mut store, secondary) = configure(elem, ctx, &defaults)?;
+    store.owner_formats_msgpack(output.formatted_to_msgpack());
     let mut output = output;
     let p = settings.keys.placeholders();
     output
@@ -297,6 +304,32 @@ pub(crate) fn configure<'a>(
                     true,
                     crate::plugins::buf_file::DEFAULT_CHUNK_LIMIT_SIZE,
                     crate::plugins::buf_file::DEFAULT_TOTAL_LIMIT_SIZE,
+                )
+            }
+            "file_single" => {
+                let fs = crate::plugins::buf_file_single::FileSingleStore::configure(
+                    &conf,
+                    &keys,
+                    defaults.file_path.as_deref(),
+                    elem.get("@id"),
+                    ctx.root_dir.as_deref(),
+                )
+                .map_err(|m| belem.error(m))?;
+                let owner = elem.plugin_type().unwrap_or("?");
+                let dir = fs.dir.to_string_lossy().into_owned();
+                if let Err(first) = ctx
+                    .variable_store
+                    .claim(&format!("buf_file_single:{dir}"), owner)
+                {
+                    return Err(belem.error(format!(
+                        "Other '{first}' plugin already uses same buffer path: type = {owner}, buffer path = {dir}"
+                    )));
+                }
+                (
+                    Box::new(fs),
+                    true,
+                    crate::plugins::buf_file_single::DEFAULT_CHUNK_LIMIT_SIZE,
+                    crate::plugins::buf_file_single::DEFAULT_TOTAL_LIMIT_SIZE,
                 )
             }
             other => {

@@ -55,6 +55,9 @@ pub trait ChunkStore: Send + Sync {
     ) -> io::Result<Box<dyn StoredChunk>>;
     /// Takes back the bytes of a chunk that was written, for a later chunk to reuse.
     fn recycle(&self, _data: Vec<u8>) {}
+    /// Told once whether the output's chunks hold msgpack (buf_file_single's `chunk_format
+    /// auto`).
+    fn owner_formats_msgpack(&mut self, _msgpack: bool) {}
 }
 
 /// Where unrecoverable chunks go: `ROOT/backup/worker0/PLUGIN_ID/CHUNKID.log`.

@@ -18,7 +18,7 @@ use crate::config_parser::{compat, Element, ParamValue};
 /// The key out_stdout's `<inject>` adds to tell outputs apart.
 const OUTPUT_KEY: &str = "__ferrentd_output__";
 
-const ROUTING_OUTPUTS: &[&str] = &["copy", "relabel", "rewrite_tag_filter", "roundrobin"];
+use crate::plugins::ROUTING_OUTPUTS;
 
 #[derive(Debug, Clone)]
 pub struct CompareArgs {

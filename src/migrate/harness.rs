@@ -12,14 +12,7 @@ use crate::engine::{Engine, EngineOptions};
 use crate::event::{EventStream, EventTime, Record};
 use crate::plugins::{self, Output, OutputCapture, OutputError, PluginContext};
 
-/// Outputs that only route events onwards; they run as themselves under `test`.
-const ROUTING_OUTPUTS: &[&str] = &[
-    "copy",
-    "relabel",
-    "rewrite_tag_filter",
-    "roundrobin",
-    "detect_exceptions",
-];
+use crate::plugins::ROUTING_OUTPUTS;
 
 /// A usage or input problem: exit status 2, as opposed to a failed expectation (1).
 #[derive(Debug, thiserror::Error)]

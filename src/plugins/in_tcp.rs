@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::extract::Extract;
 use super::{Input, InputContext, Parser, PluginContext};
 use crate::config_parser::types::{Size, Time};
 use crate::config_parser::{ConfigError, Element, Nested};
-use crate::event::EventStream;
+use crate::event::{EventStream, EventTime, Record};
 use crate::forward::handshake::IpNet;
 use crate::server::framing::Delimited;
 use crate::server::transport::{self, Protocol, TransportConf};
@@ -53,6 +54,8 @@ struct TcpConfig {
     transport: Option<TransportConf>,
     #[allow(dead_code)]
     parse: Option<Nested>,
+    #[allow(dead_code)]
+    extract: Option<Nested>,
 }
 
 fn default_port() -> i64 {
@@ -118,6 +121,8 @@ struct Settings {
     keys: SourceKeys,
     clients: Option<Vec<IpNet>>,
     parser: Arc<dyn Parser>,
+    /// `<extract>`; with a `tag_key` each event is emitted on its own, under its own tag.
+    extract: Option<Extract>,
     opts: StreamOptions,
 }
 
@@ -133,6 +138,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
     let cfg: TcpConfig = ctx.configure(elem, "tcp")?;
     let parser: Arc<dyn Parser> = Arc::from(super::new_parser(parse, ctx)?);
     let port = port_of(elem, cfg.port)?;
+    let extract = Extract::from_section(elem.child("extract"), ctx)?;
     let mut opts = StreamOptions::new("in_tcp");
     opts.send_keepalive_packet = cfg.send_keepalive_packet;
     if let Some(t) = &cfg.transport {
@@ -160,6 +166,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
             ),
             clients: client_rules(elem, cfg.security)?,
             parser,
+            extract,
             opts,
         }),
         listener: None,
@@ -191,17 +198,26 @@ fn handle(s: &Settings, router: &crate::router::Emitter, mut conn: Connection) {
     };
     let mut split = Delimited::new(&s.delimiter, s.limit);
     let mut buf = vec![0u8; 64 << 10];
+    let single_emit = s.extract.as_ref().is_some_and(Extract::has_tag_key);
     while let ReadOutcome::Data(n) = conn.read(&mut buf) {
         let mut es = EventStream::new();
         split.feed(&buf[..n], &mut |msg| {
             parse_message(
                 &*s.parser,
                 &s.keys,
+                s.extract.as_ref(),
                 msg,
                 "message",
                 addr.as_deref(),
                 host.as_deref(),
-                &mut es,
+                &mut |tag, time, record| {
+                    if single_emit {
+                        let tag = tag.as_deref().unwrap_or(&s.tag);
+                        router.emit(tag, EventStream::one(time, record));
+                    } else {
+                        es.push(time, record);
+                    }
+                },
             );
         });
         if !es.is_empty() {
@@ -246,21 +262,27 @@ impl Input for TcpInput {
     }
 }
 
-/// Parses one message of in_tcp/in_udp into `es`, adding the source keys; a message the parser
+/// Parses one message of in_tcp/in_udp and hands each event to `out` with the tag `<extract>`
+/// took from it (taken before the source keys are added, as Fluentd does); a message the parser
 /// rejects is logged with Fluentd's wording (`field` is `message` for tcp, `data` for udp).
+/// The parser always gives a time here, so `<extract>`'s time key is never consulted (Fluentd's
+/// `time ||= extract_time_from_record(record)` does the same).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn parse_message(
     parser: &dyn Parser,
     keys: &SourceKeys,
+    extract: Option<&Extract>,
     msg: &[u8],
     field: &str,
     addr: Option<&str>,
     host: Option<&str>,
-    es: &mut EventStream,
+    out: &mut dyn FnMut(Option<String>, EventTime, Record),
 ) {
     let r = parser.parse(msg, &mut |time, mut record| match time {
         Some(t) => {
+            let tag = extract.and_then(|x| x.tag(&mut record));
             keys.apply(&mut record, addr, host);
-            es.push(t, record);
+            out(tag, t, record);
         }
         None => tracing::warn!(
             "pattern not matched {field}={:?}",

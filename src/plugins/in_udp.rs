@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::extract::Extract;
 use super::in_tcp::{default_bind, half_second, parse_message, port_of};
 use super::{Input, InputContext, Parser, PluginContext};
 use crate::config_parser::types::{Size, Time};
@@ -34,6 +35,8 @@ struct UdpConfig {
     blocking_timeout: Time,
     #[allow(dead_code)]
     parse: Option<Nested>,
+    #[allow(dead_code)]
+    extract: Option<Nested>,
 }
 
 fn default_port() -> i64 {
@@ -68,6 +71,7 @@ pub struct UdpInput {
     recv_buffer: Option<usize>,
     keys: SourceKeys,
     parser: Arc<dyn Parser>,
+    extract: Option<Extract>,
     sock: Option<std::net::UdpSocket>,
 }
 
@@ -90,6 +94,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
             cfg.source_hostname_key.or(cfg.source_host_key),
         ),
         parser,
+        extract: Extract::from_section(elem.child("extract"), ctx)?,
         sock: None,
     }))
 }
@@ -122,19 +127,20 @@ impl Input for UdpInput {
             let ip = server::peer_ip(&from);
             let addr = ip.to_string();
             let host = self.keys.hostname.as_ref().map(|_| hosts.lookup(ip));
-            let mut es = EventStream::new();
+            // One emit per event, under the tag `<extract>` found or `tag`.
             parse_message(
                 &*self.parser,
                 &self.keys,
+                self.extract.as_ref(),
                 data,
                 "data",
                 Some(&addr),
                 host.as_deref(),
-                &mut es,
+                &mut |tag, time, record| {
+                    let tag = tag.as_deref().unwrap_or(&self.tag);
+                    ctx.router.emit(tag, EventStream::one(time, record));
+                },
             );
-            if !es.is_empty() {
-                ctx.router.emit(&self.tag, es);
-            }
         });
         Ok(())
     }

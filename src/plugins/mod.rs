@@ -7,6 +7,7 @@ use crate::event::{EventStream, EventTime, Record};
 use crate::router::{Emitter, ErrorSink, Shutdown};
 
 pub mod buf_file;
+pub mod buf_file_single;
 pub mod buf_memory;
 pub mod exec_util;
 pub mod extract;
@@ -48,6 +49,7 @@ pub mod in_unix;
 pub mod inject;
 pub mod metered;
 pub mod out_copy;
+pub mod out_detect_exceptions;
 pub mod out_elasticsearch;
 pub mod out_exec;
 pub mod out_exec_filter;
@@ -79,7 +81,18 @@ pub mod parser_regexp;
 pub mod parser_syslog;
 pub mod parser_tsv;
 pub mod prometheus;
+pub mod service_discovery;
 pub mod storage_local;
+
+/// Outputs that only route events onwards (they re-emit instead of delivering): `ferrentd
+/// test` runs them as themselves, and `compare` does not treat them as sinks.
+pub const ROUTING_OUTPUTS: &[&str] = &[
+    "copy",
+    "relabel",
+    "rewrite_tag_filter",
+    "roundrobin",
+    "detect_exceptions",
+];
 
 /// What every constructor gets besides its section.
 #[derive(Clone)]
@@ -336,6 +349,7 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("exec", out_exec::create),
     ("exec_filter", out_exec_filter::create),
     ("roundrobin", out_roundrobin::create),
+    ("detect_exceptions", out_detect_exceptions::create),
     ("prometheus", out_prometheus::create),
 ];
 

@@ -116,6 +116,10 @@ pub fn format_event(
 }
 
 impl BufferedOutput for ExecOutput {
+    fn formatted_to_msgpack(&self) -> bool {
+        false
+    }
+
     fn format(&self, tag: &str, es: &EventStream, out: &mut Vec<u8>) {
         for e in es.iter() {
             match &self.inject {

@@ -224,6 +224,10 @@ impl Shared {
 }
 
 impl BufferedOutput for ExecFilterOutput {
+    fn formatted_to_msgpack(&self) -> bool {
+        false
+    }
+
     fn format(&self, tag: &str, es: &EventStream, out: &mut Vec<u8>) {
         let mut tag = tag;
         if let Some(p) = &self.remove_prefix {

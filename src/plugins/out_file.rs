@@ -221,6 +221,10 @@ impl FileOutput {
 }
 
 impl BufferedOutput for FileOutput {
+    fn formatted_to_msgpack(&self) -> bool {
+        false
+    }
+
     fn format(&self, tag: &str, es: &EventStream, out: &mut Vec<u8>) {
         match &self.inject {
             None => {
@@ -318,10 +322,9 @@ fn build_output(elem: &Element, ctx: &PluginContext) -> Result<(FileOutput, Stri
     if c.compress == FileCompress::Zstd {
         return Err(elem.error("compress zstd is not supported by ferrentd; use gzip"));
     }
-    for p in ["utc", "localtime"] {
-        if elem.has(p) && elem.child("format").is_some() {
-            tracing::warn!("'{p}' is deprecated for output plugin. This parameter is used for formatter plugin in compatibility layer. If you want to use same feature, use timekey_use_utc parameter in <buffer> directive instead");
-        }
+    // Fluentd's out_file warns once for either key, naming `utc` when both are set.
+    if let Some(p) = ["utc", "localtime"].into_iter().find(|p| elem.has(p)) {
+        tracing::warn!("'{p}' is deprecated for output plugin. This parameter is used for formatter plugin in compatibility layer. If you want to use same feature, use timekey_use_utc parameter in <buffer> directive instead");
     }
     let inject = Inject::from_owner(elem, ctx)?;
     let formatter = super::new_formatter(&format_element(elem, "out_file"), ctx)?;
@@ -542,5 +545,29 @@ mod tests {
             relative_path(Path::new("/a/b"), Path::new("/a/c/d.log")),
             PathBuf::from("../c/d.log")
         );
+    }
+
+    #[test]
+    fn utc_and_localtime_warn_as_deprecated() {
+        let warn = |p: &str| {
+            format!("[warn]: '{p}' is deprecated for output plugin. This parameter is used for formatter plugin in compatibility layer. If you want to use same feature, use timekey_use_utc parameter in <buffer> directive instead")
+        };
+        let logs = |conf: &str| {
+            let elem = crate::test_util::directive(&format!(
+                "<match **>\n@type file\npath /tmp/ferrentd-utc-test/o\n{conf}</match>"
+            ));
+            crate::test_util::capture_logs(|| {
+                build_output(&elem, &PluginContext::for_tests()).is_ok()
+            })
+        };
+        // Flat, with no formatter section at all, as Fluentd does.
+        let (ok, l) = logs("utc true\n");
+        assert!(ok);
+        assert_eq!(l.iter().filter(|x| x.contains("deprecated")).count(), 1);
+        assert!(l.contains(&warn("utc")), "{l:?}");
+        let (_, l) = logs("localtime false\nformat json\n");
+        assert!(l.contains(&warn("localtime")), "{l:?}");
+        let (_, l) = logs("<format>\n@type json\n</format>\n");
+        assert!(!l.iter().any(|x| x.contains("deprecated")), "{l:?}");
     }
 }

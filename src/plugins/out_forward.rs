@@ -16,6 +16,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Deserialize;
 
+use super::service_discovery::{self, Discovery, Service};
 use super::{Output, PluginContext};
 use crate::buffer::{BufferDefaults, BufferedOutput, Chunk, WriteError};
 use crate::config_parser::de::Nested;
@@ -442,8 +443,73 @@ impl LoadBalancer {
     }
 }
 
+/// What every node shares, to make nodes found by service discovery while running.
+struct NodeTemplate {
+    heartbeat_interval: f64,
+    hard_timeout: f64,
+    phi_threshold: f64,
+    phi_failure_detector: bool,
+    recover_sample_size: usize,
+    always_available: bool,
+    shared_key: Option<String>,
+    plugin_id: String,
+}
+
+impl NodeTemplate {
+    fn node(&self, s: &Service) -> Arc<Node> {
+        let name = s
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", s.host, s.port));
+        tracing::info!(
+            "adding forwarding server '{}' host=\"{}\" port={} weight={} plugin_id=\"{}\"",
+            name,
+            s.host,
+            s.port,
+            s.weight,
+            self.plugin_id
+        );
+        Arc::new(Node {
+            name,
+            host: s.host.clone(),
+            port: s.port,
+            weight: s.weight.max(0) as u64,
+            standby: s.standby,
+            shared_key: s
+                .shared_key
+                .clone()
+                .or_else(|| self.shared_key.clone())
+                .unwrap_or_default(),
+            username: s.username.clone(),
+            password: s.password.clone(),
+            always_available: self.always_available,
+            available: AtomicBool::new(true),
+            failure: Mutex::new(FailureDetector::new(
+                self.heartbeat_interval,
+                self.hard_timeout,
+                now_f64(),
+            )),
+            phi_threshold: self.phi_threshold,
+            phi_failure_detector: self.phi_failure_detector,
+            recover_sample_size: self.recover_sample_size,
+            dns: Mutex::new(DnsCache::default()),
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+/// The servers of `<server>` and static discovery, and each running discovery with what it
+/// found last.
+struct Discovered {
+    fixed: Vec<Service>,
+    running: Vec<(Box<dyn Discovery>, Vec<Service>)>,
+}
+
 struct Inner {
-    nodes: Vec<Arc<Node>>,
+    /// Swapped as a whole when service discovery finds other servers.
+    nodes: Mutex<Arc<Vec<Arc<Node>>>>,
+    template: NodeTemplate,
+    discovered: Mutex<Discovered>,
     lb: Mutex<LoadBalancer>,
     tls: Option<Arc<rustls::ClientConfig>>,
     security_hostname: Option<String>,
@@ -471,39 +537,34 @@ pub struct ForwardOutput {
     inner: Arc<Inner>,
 }
 
-/// `<service_discovery> @type static`: its `<service>` sections become `<server>` sections
-/// (the same parameters). Other discovery types are config errors.
-fn static_services(elem: &Element) -> Result<Option<Element>, ConfigError> {
+/// `<service_discovery>`: `@type static` `<service>` sections become `<server>` sections (the
+/// same parameters); `file` and `srv` are asked once now and again while running.
+type Services = (Option<Element>, Vec<(Box<dyn Discovery>, Vec<Service>)>);
+
+fn service_discovery(elem: &Element, ctx: &PluginContext) -> Result<Services, ConfigError> {
     let mut sds = elem.children("service_discovery").peekable();
     if sds.peek().is_none() {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     }
     let mut out = elem.clone();
     out.elements.retain(|e| e.name != "service_discovery");
+    let mut running = Vec::new();
     for sd in sds {
-        match sd.plugin_type() {
-            Some("static") => {}
-            Some(t @ ("file" | "srv")) => {
-                return Err(sd.error(format!(
-                    "<service_discovery> @type {t} is not supported by ferrentd; use @type static or <server> sections"
-                )))
-            }
-            Some(t) => {
-                return Err(sd.error(format!(
-                    "Unknown sd plugin '{t}'. Run 'gem search -rd fluent-plugin' to find plugins"
-                )))
-            }
+        match service_discovery::from_section(sd, ctx)? {
             None => {
-                return Err(sd.error("Missing '@type' parameter on <service_discovery> directive"))
+                for svc in sd.children("service") {
+                    let mut server = svc.clone();
+                    server.name = "server".to_string();
+                    out.elements.push(server);
+                }
             }
-        }
-        for svc in sd.children("service") {
-            let mut server = svc.clone();
-            server.name = "server".to_string();
-            out.elements.push(server);
+            Some(d) => {
+                let found = d.discover().map_err(|e| sd.error(e))?;
+                running.push((d, found));
+            }
         }
     }
-    Ok(Some(out))
+    Ok((Some(out), running))
 }
 
 fn param_error(elem: &Element, key: &str, msg: String) -> ConfigError {
@@ -515,7 +576,7 @@ fn param_error(elem: &Element, key: &str, msg: String) -> ConfigError {
 
 /// Builds the plugin without its buffer (for tests and for the engine wrapper).
 pub fn build_output(elem: &Element, ctx: &PluginContext) -> Result<ForwardOutput, ConfigError> {
-    let with_services = static_services(elem)?;
+    let (with_services, running) = service_discovery(elem, ctx)?;
     let elem = with_services.as_ref().unwrap_or(elem);
     let cfg: ForwardOutputConfig = ctx.configure(elem, "forward")?;
     for key in ["host", "port"] {
@@ -528,7 +589,7 @@ pub fn build_output(elem: &Element, ctx: &PluginContext) -> Result<ForwardOutput
         }
     }
     let _ = (&cfg.host, &cfg.port);
-    if cfg.server.is_empty() {
+    if cfg.server.is_empty() && running.iter().all(|(_, found)| found.is_empty()) {
         return Err(elem.error(
             "forward output plugin requires at least one node is required. Add <server> or <service_discovery>",
         ));
@@ -589,53 +650,37 @@ pub fn build_output(elem: &Element, ctx: &PluginContext) -> Result<ForwardOutput
     };
     let server_elems: Vec<&Element> = elem.children("server").collect();
     let heartbeat_interval = cfg.heartbeat_interval.0.max(0.001);
-    let recover_sample_size = (cfg.recover_wait.0 / heartbeat_interval).max(0.0) as usize;
-    let init_last = now_f64();
-    let mut nodes = Vec::new();
+    let template = NodeTemplate {
+        heartbeat_interval,
+        hard_timeout: cfg.hard_timeout.0,
+        phi_threshold: cfg.phi_threshold as f64,
+        phi_failure_detector: cfg.phi_failure_detector,
+        recover_sample_size: (cfg.recover_wait.0 / heartbeat_interval).max(0.0) as usize,
+        always_available: cfg.heartbeat_type == HeartbeatType::None,
+        shared_key: cfg.security.as_ref().map(|sec| sec.shared_key.clone()),
+        plugin_id: elem.get("@id").unwrap_or("").to_string(),
+    };
+    let mut fixed = Vec::new();
     for (i, s) in cfg.server.into_iter().enumerate() {
         let se = server_elems.get(i).copied().unwrap_or(elem);
         let port = u16::try_from(s.port)
             .map_err(|_| param_error(se, "port", format!("invalid port {}", s.port)))?;
-        let name = s
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}:{}", s.host, port));
-        let shared_key = s
-            .shared_key
-            .clone()
-            .or_else(|| cfg.security.as_ref().map(|sec| sec.shared_key.clone()))
-            .unwrap_or_default();
-        tracing::info!(
-            "adding forwarding server '{}' host=\"{}\" port={} weight={} plugin_id=\"{}\"",
-            name,
-            s.host,
-            port,
-            s.weight,
-            elem.get("@id").unwrap_or("")
-        );
-        nodes.push(Arc::new(Node {
-            name,
+        fixed.push(Service {
             host: s.host,
             port,
-            weight: s.weight.max(0) as u64,
+            name: s.name,
+            weight: s.weight,
             standby: s.standby,
-            shared_key,
             username: s.username,
             password: s.password,
-            always_available: cfg.heartbeat_type == HeartbeatType::None,
-            available: AtomicBool::new(true),
-            failure: Mutex::new(FailureDetector::new(
-                heartbeat_interval,
-                cfg.hard_timeout.0,
-                init_last,
-            )),
-            phi_threshold: cfg.phi_threshold as f64,
-            phi_failure_detector: cfg.phi_failure_detector,
-            recover_sample_size,
-            dns: Mutex::new(DnsCache::default()),
-            pool: Mutex::new(Vec::new()),
-        }));
+            shared_key: s.shared_key,
+        });
     }
+    let nodes: Vec<Arc<Node>> = fixed
+        .iter()
+        .chain(running.iter().flat_map(|(_, found)| found.iter()))
+        .map(|s| template.node(s))
+        .collect();
     let mut lb = LoadBalancer {
         weight_array: Vec::new(),
         seed: rand::random(),
@@ -644,7 +689,9 @@ pub fn build_output(elem: &Element, ctx: &PluginContext) -> Result<ForwardOutput
     lb.rebuild(&nodes);
     Ok(ForwardOutput {
         inner: Arc::new(Inner {
-            nodes,
+            nodes: Mutex::new(Arc::new(nodes)),
+            template,
+            discovered: Mutex::new(Discovered { fixed, running }),
             lb: Mutex::new(lb),
             tls,
             security_hostname: cfg.security.map(|s| s.self_hostname),
@@ -880,8 +927,68 @@ impl Inner {
         Ok(())
     }
 
+    fn nodes(&self) -> Arc<Vec<Arc<Node>>> {
+        self.nodes.lock().clone()
+    }
+
     fn rebuild(&self) {
-        self.lb.lock().rebuild(&self.nodes);
+        let nodes = self.nodes();
+        self.lb.lock().rebuild(&nodes);
+    }
+
+    /// Asks the running discoveries again; when the servers changed, the nodes are replaced
+    /// (a server still there keeps its node, connections and health).
+    fn refresh_discovery(&self) {
+        let mut d = self.discovered.lock();
+        let mut changed = false;
+        for (disc, found) in d.running.iter_mut() {
+            if !disc.changed() {
+                continue;
+            }
+            match disc.discover() {
+                Ok(now) if now != *found => {
+                    *found = now;
+                    changed = true;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("service discovery failed: {e}"),
+            }
+        }
+        if !changed {
+            return;
+        }
+        let old = self.nodes();
+        let wanted: Vec<&Service> = d
+            .fixed
+            .iter()
+            .chain(d.running.iter().flat_map(|(_, f)| f.iter()))
+            .collect();
+        let mut nodes = Vec::with_capacity(wanted.len());
+        for s in wanted {
+            let name = s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", s.host, s.port));
+            let keep = old.iter().find(|n| {
+                n.name == name
+                    && n.host == s.host
+                    && n.port == s.port
+                    && n.weight == s.weight.max(0) as u64
+                    && n.standby == s.standby
+            });
+            nodes.push(match keep {
+                Some(n) => n.clone(),
+                None => self.template.node(s),
+            });
+        }
+        for n in old.iter() {
+            if !nodes.iter().any(|x| Arc::ptr_eq(x, n)) {
+                tracing::info!("removing forwarding server '{}'", n.name);
+            }
+        }
+        *self.nodes.lock() = Arc::new(nodes);
+        drop(d);
+        self.rebuild();
     }
 
     /// Tries the available nodes in weighted round-robin order until one takes the message.
@@ -895,7 +1002,10 @@ impl Inner {
                     break;
                 }
                 lb.rr = (lb.rr + 1) % lb.weight_array.len();
-                self.nodes[lb.weight_array[lb.rr]].clone()
+                match self.nodes().get(lb.weight_array[lb.rr]) {
+                    Some(n) => n.clone(),
+                    None => continue,
+                }
             };
             if !node.available() {
                 continue;
@@ -912,13 +1022,13 @@ impl Inner {
     fn heartbeat_round(&self, udp: Option<&UdpSocket>) {
         let now = now_f64();
         let mut changed = false;
-        for n in &self.nodes {
+        for n in self.nodes().iter() {
             changed |= n.tick(now);
         }
         if changed {
             self.rebuild();
         }
-        for n in &self.nodes {
+        for n in self.nodes().iter() {
             if self.stop.is_set() {
                 return;
             }
@@ -943,7 +1053,7 @@ impl Inner {
     }
 
     fn on_udp_heartbeat(&self, from: SocketAddr) {
-        for n in &self.nodes {
+        for n in self.nodes().iter() {
             let matches = n.dns.lock().addrs.contains(&from);
             if matches && n.heartbeat(true) {
                 self.rebuild();
@@ -1020,7 +1130,7 @@ impl BufferedOutput for ForwardOutput {
 
     fn start(&self) -> anyhow::Result<()> {
         let inner = &self.inner;
-        for n in &inner.nodes {
+        for n in inner.nodes().iter() {
             if let Err(e) = inner.resolve(n) {
                 if inner.ignore_network_errors_at_startup {
                     tracing::warn!(
@@ -1041,11 +1151,32 @@ impl BufferedOutput for ForwardOutput {
                 }
             }
         }
+        let mut threads = inner.threads.lock();
+        if !inner.discovered.lock().running.is_empty() {
+            let i2 = inner.clone();
+            let every = i2
+                .discovered
+                .lock()
+                .running
+                .iter()
+                .map(|(d, _)| d.interval())
+                .min()
+                .unwrap_or(Duration::from_secs(60));
+            threads.push(
+                std::thread::Builder::new()
+                    .name("out_forward-sd".into())
+                    .spawn(move || {
+                        while !i2.stop.wait_timeout(every) {
+                            i2.refresh_discovery();
+                        }
+                    })?,
+            );
+        }
         if inner.heartbeat_type == HeartbeatType::None {
             return Ok(());
         }
         let udp = if inner.heartbeat_type == HeartbeatType::Udp {
-            let any: SocketAddr = match inner.nodes.first().and_then(|n| inner.resolve(n).ok()) {
+            let any: SocketAddr = match inner.nodes().first().and_then(|n| inner.resolve(n).ok()) {
                 Some(SocketAddr::V6(_)) => "[::]:0".parse()?,
                 _ => "0.0.0.0:0".parse()?,
             };
@@ -1055,7 +1186,6 @@ impl BufferedOutput for ForwardOutput {
         } else {
             None
         };
-        let mut threads = inner.threads.lock();
         if let Some(u) = &udp {
             let (u2, i2) = (u.clone(), inner.clone());
             threads.push(
@@ -1090,7 +1220,7 @@ impl BufferedOutput for ForwardOutput {
         for t in threads {
             let _ = t.join();
         }
-        for n in &self.inner.nodes {
+        for n in self.inner.nodes().iter() {
             for (mut s, _) in n.pool.lock().drain(..) {
                 s.close();
             }
@@ -1283,7 +1413,7 @@ mod tests {
         );
         let nodes: Vec<_> = o
             .inner
-            .nodes
+            .nodes()
             .iter()
             .map(|n| (n.name.clone(), n.port, n.weight, n.standby))
             .collect();
@@ -1295,10 +1425,73 @@ mod tests {
                 ("127.0.0.3:24224".to_string(), 24224, 60, true),
             ]
         );
-        assert!(
-            err("<service_discovery>\n@type file\npath x.yaml\n</service_discovery>")
-                .contains("@type file is not supported")
+        assert!(err(
+            "<service_discovery>\n@type file\npath /nonexistent/x.yaml\n</service_discovery>"
+        )
+        .contains("not found"));
+    }
+
+    fn node_names(o: &ForwardOutput) -> Vec<String> {
+        o.inner.nodes().iter().map(|n| n.name.clone()).collect()
+    }
+
+    #[test]
+    fn file_service_discovery_reloads_when_the_file_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let y = d.path().join("servers.yaml");
+        std::fs::write(&y, "- host: 127.0.0.1\n  port: 24301\n").unwrap();
+        let o = output(&format!(
+            "heartbeat_type none\n<service_discovery>\n@type file\npath {}\n</service_discovery>",
+            y.display()
+        ));
+        assert_eq!(node_names(&o), vec!["127.0.0.1:24301"]);
+        let first = o.inner.nodes()[0].clone();
+        std::fs::write(
+            &y,
+            "- host: 127.0.0.1\n  port: 24301\n- host: 127.0.0.1\n  port: 24302\n  weight: 5\n",
+        )
+        .unwrap();
+        // A later modification time, whatever the clock resolution.
+        let f = std::fs::File::options().write(true).open(&y).unwrap();
+        f.set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        o.inner.refresh_discovery();
+        assert_eq!(node_names(&o), vec!["127.0.0.1:24301", "127.0.0.1:24302"]);
+        // The server that stayed keeps its node.
+        assert!(Arc::ptr_eq(&o.inner.nodes()[0], &first));
+        assert_eq!(o.inner.nodes()[1].weight, 5);
+        assert!(!o.inner.lb.lock().weight_array.is_empty());
+        // Unchanged file: nothing asked again.
+        o.inner.refresh_discovery();
+        assert_eq!(node_names(&o).len(), 2);
+    }
+
+    #[test]
+    fn srv_service_discovery_asks_a_dns_server() {
+        let dns = service_discovery::tests::fake_dns(
+            vec![(10, 20, 24311, "127.0.0.1"), (10, 30, 24312, "127.0.0.1")],
+            2,
         );
+        let o = output(&format!(
+            "heartbeat_type none\n<service_discovery>\n@type srv\nservice fluentd\nhostname example.test\ndns_server_host {dns}\ninterval 1\n</service_discovery>"
+        ));
+        let nodes: Vec<_> = o
+            .inner
+            .nodes()
+            .iter()
+            .map(|n| (n.host.clone(), n.port, n.weight))
+            .collect();
+        assert_eq!(
+            nodes,
+            vec![
+                ("127.0.0.1".to_string(), 24311, 20),
+                ("127.0.0.1".to_string(), 24312, 30)
+            ]
+        );
+        // Asked again: the same answer keeps the nodes.
+        let before = o.inner.nodes();
+        o.inner.refresh_discovery();
+        assert!(Arc::ptr_eq(&before[0], &o.inner.nodes()[0]));
     }
 
     #[test]

@@ -259,6 +259,10 @@ impl HttpOutput {
 }
 
 impl BufferedOutput for HttpOutput {
+    fn formatted_to_msgpack(&self) -> bool {
+        false
+    }
+
     fn format(&self, tag: &str, es: &EventStream, out: &mut Vec<u8>) {
         for e in es.iter() {
             self.formatter.format(tag, e.time, &e.record, out);

@@ -11,9 +11,14 @@ use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventTime, Record, Value};
 use crate::timeparse::TimeParser;
 
+// Fluentd matches these against binary (ASCII-8BIT) strings, where `.` and `[^ ]` take any
+// byte: `(?-u)` does the same, so a line with invalid UTF-8 keeps its bytes in the same fields.
 const RFC3164_BODY: &str =
-    r"(?<host>[^ ]*) (?<ident>[^ :\[]*)(?:\[(?<pid>[0-9]+)\])?(?:[^\:]*\:)? *(?<message>.*)$";
-const RFC5424_BODY: &str = r"(?<host>[!-~]{1,255}) (?<ident>[!-~]{1,48}) (?<pid>[!-~]{1,128}) (?<msgid>[!-~]{1,32}) (?<extradata>(?:\-|(?:\[.*?(?<!\\)\])+))(?: (?<message>.+))?\z";
+    r"(?-u)(?<host>[^ ]*) (?<ident>[^ :\[]*)(?:\[(?<pid>[0-9]+)\])?(?:[^\:]*\:)? *(?<message>.*)$";
+// Fluentd's `\[.*?(?<!\\)\]` (an element ends at the first `]` not after a backslash) written
+// without the lookbehind, so the byte-matching engine takes it: the content is empty or ends
+// with a byte other than a backslash, shortest first.
+const RFC5424_BODY: &str = r"(?-u)(?<host>[!-~]{1,255}) (?<ident>[!-~]{1,48}) (?<pid>[!-~]{1,128}) (?<msgid>[!-~]{1,32}) (?<extradata>(?:\-|(?:\[(?:.*?[^\\])??\])+))(?: (?<message>.+))?\z";
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -397,6 +402,101 @@ mod tests {
         assert_eq!(
             json(&out[0].1),
             r#"{"pri":14,"host":"host2","ident":"app","pid":"1","msgid":"-","extradata":"-","message":"modern"}"#
+        );
+    }
+    /// The fields as byte strings, to compare lines that are not UTF-8.
+    fn fields(r: &crate::event::Record) -> Vec<(String, Vec<u8>)> {
+        r.iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    crate::event::Value::Str(b) => b.clone(),
+                    other => format!("{other:?}").into_bytes(),
+                };
+                (String::from_utf8_lossy(k).into_owned(), v)
+            })
+            .collect()
+    }
+
+    fn f(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn rfc3164_invalid_utf8_keeps_bytes_in_fluentds_fields() {
+        let p = parser("@type syslog");
+        let out =
+            parse_bytes(&*p, b"Oct 11 22:14:15 host app[7]: bad \xff\xfe byte \xc3(").unwrap();
+        assert_eq!(
+            fields(&out[0].1),
+            f(&[
+                ("host", b"host"),
+                ("ident", b"app"),
+                ("pid", b"7"),
+                ("message", b"bad \xff\xfe byte \xc3("),
+            ])
+        );
+        // Invalid bytes in the host and the ident are taken as any other byte.
+        let out = parse_bytes(&*p, b"Oct 11 22:14:15 h\xe9st \xffid: m").unwrap();
+        assert_eq!(
+            fields(&out[0].1),
+            f(&[
+                ("host", b"h\xe9st"),
+                ("ident", b"\xffid"),
+                ("message", b"m")
+            ])
+        );
+    }
+
+    #[test]
+    fn rfc5424_invalid_utf8_keeps_bytes_in_fluentds_fields() {
+        let p = parser("@type syslog\nmessage_format rfc5424\nwith_priority true");
+        let out = parse_bytes(
+            &*p,
+            b"<14>1 2024-08-24T05:14:15Z host2 app 9 ID1 [a x=\"\xe9t\xe9\"][b y=\"1\"] caf\xe9 \xff",
+        )
+        .unwrap();
+        assert_eq!(out[0].0, Some(utc(2024, 8, 24, 5, 14, 15, 0)));
+        assert_eq!(
+            fields(&out[0].1),
+            f(&[
+                ("pri", b"Int(14)"),
+                ("host", b"host2"),
+                ("ident", b"app"),
+                ("pid", b"9"),
+                ("msgid", b"ID1"),
+                ("extradata", b"[a x=\"\xe9t\xe9\"][b y=\"1\"]"),
+                ("message", b"caf\xe9 \xff"),
+            ])
+        );
+        // The host is printable ASCII only, and the unanchored search of Fluentd's expression
+        // then finds its match further on.
+        let out = parse_bytes(&*p, b"<14>1 2024-08-24T05:14:15Z h\xffst app 9 ID1 - m").unwrap();
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"pri":14,"host":"st","ident":"app","pid":"9","msgid":"ID1","extradata":"-","message":"m"}"#
+        );
+    }
+
+    #[test]
+    fn rfc5424_extradata_escaped_brackets() {
+        let p = parser("@type syslog\nmessage_format rfc5424");
+        let out = parse_all(
+            &*p,
+            r#"2024-08-24T05:14:15Z h app 9 ID1 [a x="b\]c"][] tail] msg"#,
+        )
+        .unwrap();
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"host":"h","ident":"app","pid":"9","msgid":"ID1","extradata":"[a x=\"b\\]c\"][]","message":"tail] msg"}"#
+        );
+        // An element ending in a backslash-escaped bracket only closes at a later bracket.
+        let out = parse_all(&*p, r#"2024-08-24T05:14:15Z h app 9 ID1 [a\] b] m"#).unwrap();
+        assert_eq!(
+            json(&out[0].1),
+            r#"{"host":"h","ident":"app","pid":"9","msgid":"ID1","extradata":"[a\\] b]","message":"m"}"#
         );
     }
 }
