@@ -19,6 +19,10 @@ use ferrentd::plugins::{Filter, PluginContext};
 use k8s_support::{namespace, pod, FakeApi};
 use serde_json::json;
 
+// The allocator of the ferrentd binary, so the benchmark measures what runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TIME: EventTime = EventTime::new(1_750_000_000, 0);
 
 /// The first container's id as the fake server reports it (without `containerd://`).
@@ -451,4 +455,132 @@ fn the_daemonset_pipeline_adds_pod_metadata_on_the_way_to_elasticsearch() {
         .as_str()
         .is_some_and(|s| !s.is_empty()));
     assert_eq!(docs[2]["docker"], json!({"container_id": cid(0)}));
+}
+
+fn proc_status_kib(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Figures, not a timed assertion: `cargo test --release --test kubernetes_metadata -- --ignored
+/// --nocapture bench`. 10,000 pods across 100 namespaces (100 nodes of 100 pods); the filter
+/// on node-0 with the default cache_size 1000. The cold pass looks up 2,000 pods of all nodes
+/// (twice the cache size; the fake server answers a GET in tens of ms, so all 10,000 would
+/// take minutes).
+#[test]
+#[ignore]
+fn bench_ten_thousand_pods() {
+    let api = FakeApi::start();
+    for n in 0..100 {
+        api.put(
+            "namespaces",
+            namespace(&format!("ns-{n}"), json!({"team": "t"})),
+        );
+    }
+    let id = |i: usize| format!("{:064x}", 0x1_0000_0000u64 + i as u64);
+    for i in 0..10_000 {
+        let mut p = pod(
+            &format!("ns-{}", i % 100),
+            &format!("pod-{i}"),
+            &format!("node-{}", i % 100),
+            json!({"app": format!("app-{}", i % 37), "app.kubernetes.io/part-of": "bench"}),
+            &[("main", "registry.local/app:1.0")],
+        );
+        p["status"]["containerStatuses"][0]["containerID"] =
+            json!(format!("containerd://{}", id(i)));
+        api.put("pods", p);
+    }
+    let tag_of = |i: usize| {
+        format!(
+            "kubernetes.var.log.containers.pod-{i}_ns-{}_main-{}.log",
+            i % 100,
+            id(i)
+        )
+    };
+    let record = || {
+        let mut r = Record::new();
+        r.insert("log", Value::str("GET /index.html 200 1234 0.002\n"));
+        r.insert("stream", Value::str("stdout"));
+        r
+    };
+    let requests = |api: &FakeApi| api.requests().iter().filter(|r| !r.is_watch()).count();
+
+    let rss0 = proc_status_kib("VmRSS:");
+    std::env::set_var("K8S_NODE_NAME", "node-0");
+    let f = make(&format!("kubernetes_url {}\nwatch true", api.url()));
+    f.start();
+    api.wait_requests("the watches", |r| {
+        r.iter().filter(|r| r.is_watch()).count() >= 2
+    });
+    // Pods of every node log once (a cold cache, twice cache_size).
+    let start = Instant::now();
+    for i in (0..10_000).step_by(5) {
+        f.filter_stream(&tag_of(i), EventStream::one(TIME, record()));
+    }
+    let cold = start.elapsed();
+    let cold_requests = requests(&api);
+    // Steady state: this node's 100 pods keep logging (after one round that looks them up
+    // again, as the cold pass evicted them).
+    for i in (0..10_000).step_by(100) {
+        f.filter_stream(&tag_of(i), EventStream::one(TIME, record()));
+    }
+    let before = requests(&api);
+    let start = Instant::now();
+    let mut events = 0u64;
+    while start.elapsed() < Duration::from_secs(5) {
+        for i in (0..10_000).step_by(100) {
+            f.filter_stream(&tag_of(i), EventStream::one(TIME, record()));
+            events += 1;
+        }
+    }
+    let steady_per_min = (requests(&api) - before) as f64 * 60.0 / start.elapsed().as_secs_f64();
+    // Per-event cost on a warm cache: streams of 1 and of 100 events of one container.
+    let warm = tag_of(0);
+    let mut cost = Vec::new();
+    for batch in [1usize, 100] {
+        let streams: Vec<EventStream> = (0..20_000 / batch)
+            .map(|_| {
+                let mut es = EventStream::new();
+                for _ in 0..batch {
+                    es.push(TIME, record());
+                }
+                es
+            })
+            .collect();
+        let start = Instant::now();
+        for es in streams {
+            std::hint::black_box(f.filter_stream(&warm, es));
+        }
+        cost.push((batch, start.elapsed().as_nanos() as f64 / 20_000.0));
+    }
+    let st = f.state();
+    let (pods, nss) = {
+        let s = st.lock();
+        (s.pod_cache_len(), s.namespace_cache_len())
+    };
+    f.shutdown();
+    std::env::remove_var("K8S_NODE_NAME");
+    println!(
+        "10,000 pods / 100 namespaces / cache_size 1000:\n\
+         cold pass over 2,000 pods: {:.2} s, {} API GETs ({:.0} per minute over that pass)\n\
+         steady state (this node's 100 pods, {} events): {:.1} API GETs per minute\n\
+         caches: {} pods, {} namespaces\n\
+         test process RSS: {} KiB before the filter, peak {} KiB (fake API server included)\n\
+         per event on a warm cache: {:.0} ns in streams of 1, {:.0} ns in streams of 100",
+        cold.as_secs_f64(),
+        cold_requests,
+        cold_requests as f64 * 60.0 / cold.as_secs_f64(),
+        events,
+        steady_per_min,
+        pods,
+        nss,
+        rss0,
+        proc_status_kib("VmHWM:"),
+        cost[0].1,
+        cost[1].1,
+    );
 }

@@ -267,6 +267,24 @@ impl TagRegexp {
     }
 }
 
+/// What is remembered of a tag: its names, and the metadata last built for it.
+#[derive(Clone)]
+struct TagEntry {
+    names: Option<Arc<TagNames>>,
+    memo: Option<Memo>,
+}
+
+/// Metadata built from cache hits only, reused while nothing in the caches changed (and for at
+/// most [`MEMO_TTL`], so TTL expiry is noticed).
+#[derive(Clone)]
+struct Memo {
+    generation: u64,
+    built: Instant,
+    md: Arc<Record>,
+}
+
+const MEMO_TTL: Duration = Duration::from_secs(1);
+
 /// The plugin's counters, printed every `stats_interval` (`stats - key: n, ...`).
 #[derive(Default)]
 struct Stats(Vec<(&'static str, u64)>);
@@ -315,7 +333,9 @@ pub struct CacheState {
     /// `namespace/pod` lookups that found nothing recently.
     misses: LruTtl<String, ()>,
     /// tag → names, so the tag regexp runs once per tag.
-    tags: LruTtl<String, Option<TagNames>>,
+    tags: LruTtl<String, TagEntry>,
+    /// Bumped by every change to the caches; a memo built at another generation is stale.
+    generation: u64,
     stats: Stats,
     last_stats: Instant,
 }
@@ -330,18 +350,21 @@ impl CacheState {
             ns_names: LruTtl::new(size, ttl),
             misses: LruTtl::new(size, Some(MISS_TTL)),
             tags: LruTtl::new(size, None),
+            generation: 0,
             stats: Stats::default(),
             last_stats: Instant::now(),
         }
     }
 
     fn put_pod(&mut self, p: Arc<PodMeta>, now: Instant) {
+        self.generation += 1;
         let uid: Arc<str> = Arc::from(p.uid.as_str());
         self.pod_names.insert(pod_key(&p), uid.clone(), now);
         self.pods.insert(uid, p, now);
     }
 
     fn put_namespace(&mut self, n: Arc<NsMeta>, now: Instant) {
+        self.generation += 1;
         let uid: Arc<str> = Arc::from(n.uid.as_str());
         self.ns_names.insert(n.name.clone(), uid.clone(), now);
         self.namespaces.insert(uid, n, now);
@@ -376,6 +399,7 @@ impl CacheState {
         self.misses.remove(&key);
         let pod = Arc::new(pod);
         if self.pods.update(&uid, pod.clone()) {
+            self.generation += 1;
             self.stats.bump("pod_cache_watch_updates");
             return true;
         }
@@ -392,6 +416,7 @@ impl CacheState {
     pub fn namespace_modified(&mut self, ns: NsMeta) -> bool {
         let uid: Arc<str> = Arc::from(ns.uid.as_str());
         if self.namespaces.update(&uid, Arc::new(ns)) {
+            self.generation += 1;
             self.stats.bump("namespace_cache_watch_updates");
             true
         } else {
@@ -448,6 +473,8 @@ struct Found {
     namespace: Option<Arc<NsMeta>>,
     namespace_id_only: Option<Arc<str>>,
     orphan: Option<Record>,
+    /// Everything came from the caches (the result may be memoized).
+    cached: bool,
 }
 
 impl KubernetesMetadata {
@@ -705,6 +732,8 @@ impl KubernetesMetadata {
                     }
                 }
             }
+            found.cached = found.pod.is_some()
+                && (self.conf.skip_namespace_metadata || found.namespace.is_some());
             return found;
         }
         let miss_key = format!("{ns}/{pod}");
@@ -756,6 +785,7 @@ impl KubernetesMetadata {
                     pod_id: Some(Arc::from(p.uid.as_str())),
                     namespace_id: n.as_ref().map(|n| Arc::from(n.uid.as_str())),
                 };
+                st.generation += 1;
                 st.id_cache.insert(Arc::from(key), ids, now);
                 Found {
                     pod: Some(p),
@@ -769,6 +799,7 @@ impl KubernetesMetadata {
                 st.stats.bump("id_cache_pod_not_found_namespace");
                 let older = n.created.is_none_or(|c| c <= time.sec);
                 let pod_id: Option<Arc<str>> = older.then(|| Arc::from(key));
+                st.generation += 1;
                 st.id_cache.insert(
                     Arc::from(key),
                     Ids {
@@ -826,7 +857,8 @@ impl KubernetesMetadata {
         docker_id: Option<&str>,
         time: EventTime,
         batch_misses: &mut HashMap<String, Option<Record>>,
-    ) -> Record {
+    ) -> (Record, bool) {
+        let mut cached = false;
         let mut k = Record::with_capacity(16);
         k.push_unchecked(b"container_name".to_vec(), Value::str(container.as_bytes()));
         k.push_unchecked(b"namespace_name".to_vec(), Value::str(ns.as_bytes()));
@@ -835,6 +867,7 @@ impl KubernetesMetadata {
         if let Some(source) = &self.source {
             let found =
                 self.get_pod_metadata(source.as_ref(), cache_key, ns, pod, time, batch_misses);
+            cached = found.cached;
             if let Some(p) = &found.pod {
                 if let Some(c) = p.containers.iter().find(|c| c.name == container) {
                     if !self.conf.skip_container_metadata {
@@ -876,20 +909,50 @@ impl KubernetesMetadata {
             md.push_unchecked(b"docker".to_vec(), Value::Map(d));
         }
         md.push_unchecked(b"kubernetes".to_vec(), Value::Map(k));
-        md
+        (md, cached)
     }
 
-    fn tag_names(&self, tag: &str) -> Option<TagNames> {
+    /// The names in `tag` and a memo still valid, with the cache generation seen.
+    fn tag_entry(&self, tag: &str) -> (Option<Arc<TagNames>>, Option<Arc<Record>>, u64) {
         let now = Instant::now();
-        if let Some(n) = self.state.lock().tags.get(tag, now) {
-            return n.clone();
+        let mut st = self.state.lock();
+        let generation = st.generation;
+        if let Some(e) = st.tags.get(tag, now) {
+            let memo = e
+                .memo
+                .as_ref()
+                .filter(|m| m.generation == generation && now.duration_since(m.built) < MEMO_TTL)
+                .map(|m| m.md.clone());
+            return (e.names.clone(), memo, generation);
         }
-        let names = self.tag_re.names(tag);
-        self.state
-            .lock()
-            .tags
-            .insert(tag.to_string(), names.clone(), now);
-        names
+        drop(st);
+        let names = self.tag_re.names(tag).map(Arc::new);
+        let mut st = self.state.lock();
+        st.tags.insert(
+            tag.to_string(),
+            TagEntry {
+                names: names.clone(),
+                memo: None,
+            },
+            now,
+        );
+        (names, None, st.generation)
+    }
+
+    fn remember(&self, tag: &str, names: Arc<TagNames>, generation: u64, md: Arc<Record>) {
+        let now = Instant::now();
+        self.state.lock().tags.insert(
+            tag.to_string(),
+            TagEntry {
+                names: Some(names),
+                memo: Some(Memo {
+                    generation,
+                    built: now,
+                    md,
+                }),
+            },
+            now,
+        );
     }
 
     fn dump_stats(&self) {
@@ -941,20 +1004,28 @@ impl Filter for KubernetesMetadata {
             return es;
         }
         let mut batch_misses = HashMap::new();
-        let names = self.tag_names(tag);
+        let (names, memo, generation) = self.tag_entry(tag);
         // Built once per stream from the first event's time, then copied into each event.
-        let tag_md = names.as_ref().and_then(|n| {
-            let time = es.events.first()?.time;
-            Some(self.metadata_for(
-                &n.namespace,
-                &n.pod_name,
-                &n.container_name,
-                &n.cache_key,
-                n.docker_id.as_deref(),
-                time,
-                &mut batch_misses,
-            ))
-        });
+        let tag_md = match (memo, names) {
+            (Some(md), _) => Some(md),
+            (None, Some(n)) => es.events.first().map(|first| {
+                let (md, cached) = self.metadata_for(
+                    &n.namespace,
+                    &n.pod_name,
+                    &n.container_name,
+                    &n.cache_key,
+                    n.docker_id.as_deref(),
+                    first.time,
+                    &mut batch_misses,
+                );
+                let md = Arc::new(md);
+                if cached {
+                    self.remember(tag, n.clone(), generation, md.clone());
+                }
+                md
+            }),
+            (None, None) => None,
+        };
         let mut out = EventStream::with_capacity(es.len());
         for mut ev in es {
             let from_record = if self.conf.lookup_from_k8s_field {
@@ -964,7 +1035,7 @@ impl Filter for KubernetesMetadata {
             };
             match from_record {
                 Some((ns, pod, container, cid)) => {
-                    let md = self.metadata_for(
+                    let (md, _) = self.metadata_for(
                         &ns,
                         &pod,
                         &container,
