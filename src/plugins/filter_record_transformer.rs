@@ -20,7 +20,7 @@ use crate::event::{EventStream, EventTime, Record, Value};
 use crate::record_accessor::RecordAccessor;
 use crate::router::ErrorSink;
 use crate::ruby::template::{Template as RubyTemplate, Wrap};
-use crate::ruby::value::{to_event, to_s as ruby_to_s, Time as RubyTime};
+use crate::ruby::value::{to_s as ruby_to_s, Time as RubyTime};
 use crate::ruby::V;
 
 fn default_true() -> bool {
@@ -598,35 +598,30 @@ impl RecordTransformer {
     }
 
     /// The `<record>` pairs by Ruby evaluation; an exception is the error event's message.
+    /// `lists`: tag_parts, tag_prefix and tag_suffix as event values (read in place).
     fn ruby_expand(
         &self,
         map: &[(RubyTemplate, RubyValue)],
         tags: &TagValues<'_>,
+        lists: &[Vec<Value>; 3],
         time: EventTime,
         record: &Record,
     ) -> Result<Vec<(Vec<u8>, Value)>, String> {
         let u = |i: usize| self.ruby_uses[i];
-        let strs = |list: &[String]| -> V<'_> {
-            V::array(list.iter().map(|x| V::str(x.as_bytes().to_vec())).collect())
-        };
-        let locals: Vec<V<'_>> = vec![
+        let locals: [V<'_>; 8] = [
             if u(0) {
                 V::str(tags.tag.as_bytes().to_vec())
             } else {
                 V::Nil
             },
-            if u(1) {
-                V::Time(RubyTime {
-                    t: EventTime::new(time.sec, time.nsec),
-                    zone: crate::timefmt::TimeZoneSpec::Local,
-                })
-            } else {
-                V::Nil
-            },
+            V::Time(RubyTime {
+                t: EventTime::new(time.sec, time.nsec),
+                zone: crate::timefmt::TimeZoneSpec::Local,
+            }),
             V::Rec(record),
-            if u(3) { strs(&tags.parts) } else { V::Nil },
-            if u(4) { strs(&tags.prefix) } else { V::Nil },
-            if u(5) { strs(&tags.suffix) } else { V::Nil },
+            V::RArr(&lists[0]),
+            V::RArr(&lists[1]),
+            V::RArr(&lists[2]),
             if u(6) {
                 V::str(self.hostname.as_bytes().to_vec())
             } else {
@@ -638,24 +633,34 @@ impl RecordTransformer {
                 V::Nil
             },
         ];
+        let fail = |t: &RubyTemplate, e: crate::ruby::EvalError| {
+            format!("failed to expand `{}` : error = {}", t.code, e.message)
+        };
         let run = |t: &RubyTemplate| -> Result<V<'_>, String> {
             t.eval(&self.ruby_host, locals.iter().cloned())
-                .map_err(|e| format!("failed to expand `{}` : error = {}", t.code, e.message))
+                .map_err(|e| fail(t, e))
+        };
+        let run_value = |t: &RubyTemplate| -> Result<Value, String> {
+            t.eval_value(&self.ruby_host, &locals)
+                .map_err(|e| fail(t, e))
         };
         fn value<'a>(
             v: &RubyValue,
             run: &dyn Fn(&RubyTemplate) -> Result<V<'a>, String>,
+            run_value: &dyn Fn(&RubyTemplate) -> Result<Value, String>,
         ) -> Result<Value, String> {
             Ok(match v {
-                RubyValue::Str(t) => to_event(&run(t)?),
+                RubyValue::Str(t) => run_value(t)?,
                 RubyValue::Const(c) => c.clone(),
-                RubyValue::Array(a) => {
-                    Value::Array(a.iter().map(|x| value(x, run)).collect::<Result<_, _>>()?)
-                }
+                RubyValue::Array(a) => Value::Array(
+                    a.iter()
+                        .map(|x| value(x, run, run_value))
+                        .collect::<Result<_, _>>()?,
+                ),
                 RubyValue::Map(m) => {
                     let mut r = Record::with_capacity(m.len());
                     for (k, x) in m {
-                        r.insert(ruby_to_s(&run(k)?), value(x, run)?);
+                        r.insert(ruby_to_s(&run(k)?), value(x, run, run_value)?);
                     }
                     Value::Map(r)
                 }
@@ -663,8 +668,15 @@ impl RecordTransformer {
         }
         let mut out = Vec::with_capacity(map.len());
         for (k, v) in map {
-            let key = ruby_to_s(&run(k)?);
-            out.push((key, value(v, &run)?));
+            let key = match k.constant() {
+                Some(c) => c.to_vec(),
+                None => ruby_to_s(&run(k)?),
+            };
+            let v = match v {
+                RubyValue::Str(t) => run_value(t)?,
+                other => value(other, &run, &run_value)?,
+            };
+            out.push((key, v));
         }
         Ok(out)
     }
@@ -720,10 +732,18 @@ impl RecordTransformer {
 impl Filter for RecordTransformer {
     fn filter_stream(&self, tag: &str, es: EventStream) -> EventStream {
         let tags = TagValues::new(tag);
+        let lists = match &self.ruby {
+            Some(_) => [&tags.parts, &tags.prefix, &tags.suffix].map(|l| {
+                l.iter()
+                    .map(|x| Value::Str(x.as_bytes().to_vec()))
+                    .collect()
+            }),
+            None => Default::default(),
+        };
         let mut out = EventStream::with_capacity(es.len());
         for ev in es {
             let pairs = match &self.ruby {
-                Some(map) => match self.ruby_expand(map, &tags, ev.time, &ev.record) {
+                Some(map) => match self.ruby_expand(map, &tags, &lists, ev.time, &ev.record) {
                     Ok(p) => p,
                     Err(e) => {
                         self.errors.emit_error_event(tag, ev.time, ev.record, &e);

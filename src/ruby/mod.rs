@@ -5,6 +5,7 @@
 //! a memory budget, so runaway code stops with an error instead of hanging.
 
 pub mod compile;
+pub mod fast;
 pub mod interp;
 pub mod methods;
 pub mod regexp;
@@ -73,6 +74,8 @@ pub struct Program {
     nslots: usize,
     npredefined: usize,
     used: Vec<bool>,
+    /// The direct form, when the expression has one of the common shapes.
+    fast: Option<fast::Fast>,
 }
 
 impl Program {
@@ -81,6 +84,7 @@ impl Program {
     pub fn compile(src: &str, locals: &[&str]) -> Result<Program, CompileError> {
         let c = compile::compile(src, locals)?;
         Ok(Program {
+            fast: fast::Fast::build(&c.root, locals.len()),
             root: c.root,
             nslots: c.nslots,
             npredefined: locals.len(),
@@ -100,6 +104,26 @@ impl Program {
         budget: Budget,
     ) -> Result<V<'a>, EvalError> {
         self.run_with_ivars(host, locals, budget, &mut Vec::new())
+    }
+
+    /// The result as an event Value: [`Program::run`] then `to_event`, with the common shapes
+    /// evaluated directly on the event.
+    pub fn run_value<'a>(
+        &self,
+        host: &Host,
+        locals: &[V<'a>],
+        budget: Budget,
+    ) -> Result<crate::event::Value, EvalError> {
+        if let Some(v) = self.fast.as_ref().and_then(|f| f.run(locals)) {
+            return Ok(v);
+        }
+        self.run(host, locals.iter().cloned(), budget)
+            .map(value::into_event)
+    }
+
+    /// Whether the expression has a direct form.
+    pub fn is_fast(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// [`Program::run`] with instance variables shared between runs.

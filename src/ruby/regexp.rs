@@ -12,6 +12,196 @@ pub struct Re {
     pub flags: u8,
     pub re: fancy_regex::Regex,
     pub names: Vec<Option<String>>,
+    /// A matcher for the simplest patterns (`\s+`, `[,;]`, `foo`), used on ASCII text.
+    pub simple: Option<Simple>,
+}
+
+/// A set of ASCII bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ByteSet([u64; 2]);
+
+impl ByteSet {
+    const EMPTY: ByteSet = ByteSet([0, 0]);
+    fn add(&mut self, b: u8) {
+        if b < 128 {
+            self.0[(b >> 6) as usize] |= 1 << (b & 63);
+        }
+    }
+    fn add_range(&mut self, lo: u8, hi: u8) {
+        for b in lo..=hi {
+            self.add(b);
+        }
+    }
+    fn add_set(&mut self, o: ByteSet) {
+        self.0[0] |= o.0[0];
+        self.0[1] |= o.0[1];
+    }
+    fn negate(self) -> ByteSet {
+        ByteSet([!self.0[0], !self.0[1]])
+    }
+    #[inline]
+    pub fn has(&self, b: u8) -> bool {
+        b < 128 && self.0[(b >> 6) as usize] & (1 << (b & 63)) != 0
+    }
+    fn of(pred: impl Fn(u8) -> bool) -> ByteSet {
+        let mut s = ByteSet::EMPTY;
+        for b in 0..128u8 {
+            if pred(b) {
+                s.add(b);
+            }
+        }
+        s
+    }
+}
+
+/// A pattern that needs no regex engine on ASCII text: a run of single-byte atoms matched
+/// once each, or one atom with a greedy quantifier. Ruby's `\s`, `\d`, `\w` are ASCII classes,
+/// so on ASCII text this matches exactly what the engine would.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Simple {
+    Seq(Vec<ByteSet>),
+    Repeat(ByteSet, usize, usize),
+}
+
+fn escape_set(c: char) -> Option<ByteSet> {
+    Some(match c {
+        's' => ByteSet::of(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')),
+        'S' => ByteSet::of(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')),
+        'd' => ByteSet::of(|b| b.is_ascii_digit()),
+        'D' => ByteSet::of(|b| !b.is_ascii_digit()),
+        'w' => ByteSet::of(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        'W' => ByteSet::of(|b| !(b.is_ascii_alphanumeric() || b == b'_')),
+        'h' => ByteSet::of(|b| b.is_ascii_hexdigit()),
+        't' => ByteSet::of(|b| b == b'\t'),
+        'n' => ByteSet::of(|b| b == b'\n'),
+        'r' => ByteSet::of(|b| b == b'\r'),
+        c if c.is_ascii_punctuation() || c == ' ' => ByteSet::of(|b| b == c as u8),
+        _ => return None,
+    })
+}
+
+impl Simple {
+    /// The simple form of a Ruby pattern, if it has one.
+    fn parse(source: &str, flags: u8) -> Option<Simple> {
+        if flags & (IGNORECASE | EXTENDED) != 0 || !source.is_ascii() || source.is_empty() {
+            return None;
+        }
+        let b = source.as_bytes();
+        let mut atoms = Vec::new();
+        let mut quant: Option<(usize, usize)> = None;
+        let mut i = 0;
+        while i < b.len() {
+            if quant.is_some() {
+                return None;
+            }
+            let set = match b[i] {
+                b'\\' => {
+                    i += 1;
+                    escape_set(*b.get(i)? as char)?
+                }
+                b'.' => ByteSet::of(|c| flags & MULTILINE != 0 || c != b'\n'),
+                b'[' => {
+                    let (set, end) = Self::class(b, i + 1)?;
+                    i = end;
+                    set
+                }
+                b'+' | b'*' | b'?' => {
+                    if atoms.len() != 1 || b.get(i + 1).is_some() {
+                        return None;
+                    }
+                    quant = Some(match b[i] {
+                        b'+' => (1, usize::MAX),
+                        b'*' => (0, usize::MAX),
+                        _ => (0, 1),
+                    });
+                    i += 1;
+                    continue;
+                }
+                b'^' | b'$' | b'|' | b'(' | b')' | b']' | b'{' | b'}' | b'#' => return None,
+                c if c.is_ascii_graphic() || c == b' ' => ByteSet::of(|x| x == c),
+                _ => return None,
+            };
+            atoms.push(set);
+            i += 1;
+        }
+        match quant {
+            Some((lo, hi)) => Some(Simple::Repeat(atoms.pop()?, lo, hi)),
+            None if !atoms.is_empty() => Some(Simple::Seq(atoms)),
+            None => None,
+        }
+    }
+
+    /// A bracket class starting after `[`: the set and the index of its `]`.
+    fn class(b: &[u8], mut i: usize) -> Option<(ByteSet, usize)> {
+        let neg = b.get(i) == Some(&b'^');
+        if neg {
+            i += 1;
+        }
+        let mut set = ByteSet::EMPTY;
+        let mut first = true;
+        loop {
+            let c = *b.get(i)?;
+            match c {
+                b']' if !first => break,
+                b'[' | b'&' => return None,
+                b'\\' => {
+                    i += 1;
+                    set.add_set(escape_set(*b.get(i)? as char)?);
+                }
+                c if c.is_ascii_graphic() || c == b' ' => {
+                    if b.get(i + 1) == Some(&b'-') && b.get(i + 2).is_some_and(|x| *x != b']') {
+                        let hi = *b.get(i + 2)?;
+                        if hi == b'\\' || hi == b'[' || hi < c {
+                            return None;
+                        }
+                        set.add_range(c, hi);
+                        i += 2;
+                    } else {
+                        set.add(c);
+                    }
+                }
+                _ => return None,
+            }
+            first = false;
+            i += 1;
+        }
+        Some((if neg { set.negate() } else { set }, i))
+    }
+
+    /// The leftmost match at or after `start` in ASCII text.
+    #[inline]
+    pub fn find(&self, t: &[u8], start: usize) -> Option<(usize, usize)> {
+        match self {
+            Simple::Seq(atoms) => {
+                let n = atoms.len();
+                if t.len() < n {
+                    return None;
+                }
+                (start..=t.len() - n)
+                    .find(|&s| atoms.iter().enumerate().all(|(k, a)| a.has(t[s + k])))
+                    .map(|s| (s, s + n))
+            }
+            Simple::Repeat(set, lo, hi) => {
+                if start > t.len() {
+                    return None;
+                }
+                let mut s = start;
+                if *lo > 0 {
+                    while s < t.len() && !set.has(t[s]) {
+                        s += 1;
+                    }
+                    if s == t.len() {
+                        return None;
+                    }
+                }
+                let mut e = s;
+                while e < t.len() && e - s < *hi && set.has(t[e]) {
+                    e += 1;
+                }
+                Some((s, e))
+            }
+        }
+    }
 }
 
 impl Re {
@@ -76,6 +266,7 @@ impl Re {
             flags,
             re,
             names,
+            simple: Simple::parse(source, flags),
         })
     }
 
@@ -123,6 +314,13 @@ impl Re {
         }
         // Without groups, a plain find is enough (and faster).
         if self.names.len() == 1 {
+            if let Some(m) = self.find_simple(text, start) {
+                return Ok(m.map(|g| MatchData {
+                    text: text.clone(),
+                    groups: vec![Some(g)],
+                    names: Vec::new(),
+                }));
+            }
             return match self.re.find_from_pos(text, start) {
                 Ok(Some(m)) => Ok(Some(MatchData {
                     text: text.clone(),
@@ -145,6 +343,26 @@ impl Re {
                 }))
             }
             Ok(None) => Ok(None),
+            Err(e) => Err(format!("regexp match failed: {e}")),
+        }
+    }
+
+    /// The simple matcher's answer, when it applies to `text`.
+    #[inline]
+    pub fn find_simple(&self, text: &str, start: usize) -> Option<Option<(usize, usize)>> {
+        match &self.simple {
+            Some(s) if text.is_ascii() => Some(s.find(text.as_bytes(), start)),
+            _ => None,
+        }
+    }
+
+    /// The first match (whole-match offsets only) at or after `start`.
+    pub fn find_at(&self, text: &str, start: usize) -> Result<Option<(usize, usize)>, String> {
+        if let Some(m) = self.find_simple(text, start) {
+            return Ok(m);
+        }
+        match self.re.find_from_pos(text, start) {
+            Ok(m) => Ok(m.map(|m| (m.start(), m.end()))),
             Err(e) => Err(format!("regexp match failed: {e}")),
         }
     }

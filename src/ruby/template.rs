@@ -68,6 +68,18 @@ impl Template {
         self.prog.run(host, locals, Budget::EVENT)
     }
 
+    /// The result as an event Value (see [`Program::run_value`]).
+    pub fn eval_value<'a>(
+        &self,
+        host: &Host,
+        locals: &[V<'a>],
+    ) -> Result<crate::event::Value, EvalError> {
+        if let Some(c) = &self.constant {
+            return Ok(crate::event::Value::Str(c.clone()));
+        }
+        self.prog.run_value(host, locals, Budget::EVENT)
+    }
+
     pub fn eval_with_ivars<'a>(
         &self,
         host: &Host,
@@ -78,6 +90,11 @@ impl Template {
             return Ok(V::str(c.clone()));
         }
         self.prog.run_with_ivars(host, locals, Budget::EVENT, ivars)
+    }
+
+    /// The bytes of a template with nothing to evaluate.
+    pub fn constant(&self) -> Option<&[u8]> {
+        self.constant.as_deref()
     }
 
     /// Which predefined locals (by index) the expression reads.

@@ -296,3 +296,118 @@ fn split_with_empty_matches_as_ruby() {
         "[\"h\", \"é\", \"l\", \"l\", \"o\"]"
     );
 }
+
+/// The direct forms give exactly what the general evaluator gives, for every record shape
+/// (including the ones where they hand over to it).
+#[test]
+fn fast_paths_agree_with_the_evaluator() {
+    use crate::event::{EventTime, Value};
+    std::env::set_var("TZ", "UTC");
+    let exprs = [
+        r##"record["host"]"##,
+        r##"record["k8s"]["labels"]["app"]"##,
+        r##"record.dig("k8s", "labels", "app")"##,
+        r##"record["host"] || tag_parts[1]"##,
+        r##"record["code"].to_i >= 500 ? "error" : "ok""##,
+        r##"record["code"] == "503""##,
+        r##"record["msg"].gsub(/\s+/, " ")"##,
+        r##"record["msg"].sub(/[a-z]+/, "X")"##,
+        r##"record["msg"].gsub(/o*/, "-")"##,
+        r##"record["msg"].gsub(/\d/, "#")"##,
+        r##"record["msg"].gsub(/[^a-z ]+/, "")"##,
+        r##"record["msg"].gsub(/\.t/, "!")"##,
+        r##"Time.at(time).utc.strftime("%Y-%m-%dT%H:%M:%S")"##,
+        r##"Time.at(time).to_s"##,
+        r##"time.to_i"##,
+        r##"record["host"].to_s.upcase"##,
+        r##"record["host"]&.downcase"##,
+        r##"%Q[#{tag}-#{record["code"]}-#{tag_parts[-1]}]"##,
+        r##"if record['host']; record['host']; elsif tag_parts[1]; "#{tag_parts[1]}"; else 'unknown'; end"##,
+        r##"!record["flag"] && record["n"]"##,
+        r##"record["k8s"]"##,
+        r##"tag_parts[5]"##,
+        r##"record["n"].to_s"##,
+    ];
+    let records = [
+        r#"{"host": "web-1", "code": "503", "msg": "GET  /api\tv1  x.t", "k8s": {"labels": {"app": "shop"}}, "n": 7, "flag": false}"#,
+        r#"{"host": null, "code": 200, "msg": "café  au lait", "k8s": {"labels": "none"}, "n": 1.5}"#,
+        r#"{"code": "abc", "msg": 12, "k8s": null, "n": [1, 2], "flag": true}"#,
+        r#"{"host": "Ümlaut", "code": null, "msg": "", "k8s": {"labels": {}}, "n": {"a": 1}}"#,
+        r#"{"host": ["a"], "code": "99999999999999999999", "msg": "o", "n": null}"#,
+    ];
+    let locals = ["tag", "time", "record", "tag_parts"];
+    let parts: Vec<Value> = ["app", "web", "access"]
+        .iter()
+        .map(|s| Value::Str(s.as_bytes().to_vec()))
+        .collect();
+    let mut fast = 0;
+    for e in exprs {
+        let p = Program::compile(e, &locals).unwrap_or_else(|err| panic!("{e}: {err:?}"));
+        if p.is_fast() {
+            fast += 1;
+        }
+        for r in records {
+            let rec = match crate::util::value_from_json(serde_json::from_str(r).unwrap()) {
+                Value::Map(m) => m,
+                _ => unreachable!(),
+            };
+            let vals = [
+                V::str("app.web.access"),
+                V::Time(value::Time {
+                    t: EventTime::new(1_700_000_000, 5),
+                    zone: crate::timefmt::TimeZoneSpec::Local,
+                }),
+                V::Rec(&rec),
+                V::RArr(&parts),
+            ];
+            let general = p
+                .run(&host(), vals.iter().cloned(), Budget::EVENT)
+                .map(|v| value::to_event(&v))
+                .map_err(|e| e.class);
+            let direct = p
+                .run_value(&host(), &vals, Budget::EVENT)
+                .map_err(|e| e.class);
+            assert_eq!(direct, general, "{e} over {r}");
+        }
+    }
+    assert_eq!(fast, exprs.len(), "every shape above has a direct form");
+}
+
+#[test]
+fn simple_regexps_match_as_the_engine_does() {
+    for (pat, text) in [
+        (r"\s+", "a  b\tc\n"),
+        (r"\s*", "ab  c"),
+        (r"[a-c,]+", "xxab,c yy"),
+        (r"[^a-z]", "abc1d"),
+        (r"o", "foo"),
+        (r"\.t", "a.t.b"),
+        (r"\w?", "a-b"),
+        (r".", "\nx"),
+    ] {
+        let re = regexp::Re::new(pat, 0).unwrap();
+        assert!(re.simple.is_some(), "{pat}");
+        let mut pos = 0;
+        while pos <= text.len() {
+            let simple = re.find_simple(text, pos).unwrap();
+            let engine = re
+                .re
+                .find_from_pos(text, pos)
+                .unwrap()
+                .map(|m| (m.start(), m.end()));
+            assert_eq!(simple, engine, "/{pat}/ on {text:?} at {pos}");
+            pos += 1;
+        }
+    }
+    for pat in [
+        r"a|b",
+        r"(a)",
+        r"a+b",
+        r"^a",
+        r"a{2}",
+        r"[[:alpha:]]",
+        r"\bx",
+    ] {
+        assert!(regexp::Re::new(pat, 0).unwrap().simple.is_none(), "{pat}");
+    }
+}

@@ -556,6 +556,17 @@ pub fn to_event(v: &V<'_>) -> Value {
     }
 }
 
+/// [`to_event`] of a value no longer needed: an unshared String moves its bytes.
+pub fn into_event(v: V<'_>) -> Value {
+    match v {
+        V::Str(s) => match Rc::try_unwrap(s) {
+            Ok(cell) => Value::Str(cell.into_inner()),
+            Err(s) => Value::Str(s.borrow().clone()),
+        },
+        other => to_event(&other),
+    }
+}
+
 /// Ruby's `String#to_i` (base 10).
 pub fn str_to_i(s: &[u8]) -> i64 {
     str_to_i_radix(s, 10).unwrap_or(0)
