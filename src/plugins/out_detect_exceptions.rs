@@ -63,11 +63,22 @@ const JAVA: &[RuleDef] = &[
     ),
     (
         &[JavaAfterException],
-        r"^[\t ]*nested exception is:[\t ]*$",
+        r"^[\t ]*nested exception is:[\t ]*",
         JavaStartException,
     ),
-    (&[JavaAfterException], r"^$", JavaAfterException),
+    (&[JavaAfterException], r"^[\r\n]*$", JavaAfterException),
     (&[JavaAfterException, Java], r"^[\t ]+(?:eval )?at ", Java),
+    // C#: a nested exception, and an exception from async code.
+    (
+        &[JavaAfterException, Java],
+        r"^[\t ]+--- End of inner exception stack trace ---$",
+        Java,
+    ),
+    (
+        &[JavaAfterException, Java],
+        r"^--- End of stack trace from previous location where exception was thrown ---$",
+        Java,
+    ),
     (
         &[JavaAfterException, Java],
         r"^[\t ]*(?:Caused by|Suppressed):",
@@ -75,7 +86,7 @@ const JAVA: &[RuleDef] = &[
     ),
     (
         &[JavaAfterException, Java],
-        r"^[\t ]*... \d+ (?:more|common frames omitted)$",
+        r"^[\t ]*... \d+ (?:more|common frames omitted)",
         Java,
     ),
 ];
@@ -100,6 +111,7 @@ const PHP: &[RuleDef] = &[
 
 const GO: &[RuleDef] = &[
     (&[Start], r"\bpanic: ", GoAfterPanic),
+    (&[Start], r"http: panic serving", GoGoroutine),
     (&[GoAfterPanic, GoAfterSignal, GoFrame1], r"^$", GoGoroutine),
     (&[GoAfterPanic], r"^\[signal ", GoAfterSignal),
     (&[GoGoroutine], r"^goroutine \d+ \[[^\]]+\]:$", GoFrame1),
@@ -242,6 +254,9 @@ impl Detector {
     }
 
     fn update(&mut self, line: &[u8]) -> Detection {
+        // Ruby's `^` does not match after a trailing newline, so `^$` must not match "x\n";
+        // without that newline, the line anchors agree.
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
         let before = self.transition(line);
         if !before {
             // Back at the start: the line may begin another trace.

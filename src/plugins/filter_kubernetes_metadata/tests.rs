@@ -99,7 +99,12 @@ fn filter(params: &str, api: Option<Arc<FakeApi>>) -> KubernetesMetadata {
     };
     match api {
         Some(a) => f.with_source(a),
-        None => f,
+        None => KubernetesMetadata {
+            // No API server at all: the client configure() built for the URL is dropped.
+            source: None,
+            client: None,
+            ..f
+        },
     }
 }
 
