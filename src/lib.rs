@@ -12,6 +12,7 @@ pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod migrate;
+pub mod otlp;
 pub mod plugins;
 pub mod record_accessor;
 pub mod router;
