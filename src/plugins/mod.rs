@@ -29,6 +29,7 @@ pub mod in_exec;
 pub mod in_forward;
 pub mod in_http;
 pub mod in_monitor_agent;
+pub mod in_opentelemetry;
 pub mod in_prometheus;
 pub mod in_prometheus_monitor;
 pub mod in_prometheus_output_monitor;
@@ -285,6 +286,7 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("unix", in_unix::create),
     ("exec", in_exec::create),
     ("monitor_agent", in_monitor_agent::create),
+    ("opentelemetry", in_opentelemetry::create),
     ("prometheus", in_prometheus::create),
     ("prometheus_monitor", in_prometheus_monitor::create),
     (
