@@ -52,6 +52,7 @@ pub mod out_forward;
 pub mod out_http;
 pub mod out_loki;
 pub mod out_null;
+pub mod out_opentelemetry;
 pub mod out_prometheus;
 pub mod out_relabel;
 pub mod out_rewrite_tag_filter;
@@ -315,6 +316,7 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("null", out_null::create),
     ("forward", out_forward::create),
     ("loki", out_loki::create),
+    ("opentelemetry", out_opentelemetry::create),
     ("http", out_http::create),
     ("elasticsearch", out_elasticsearch::create),
     ("opensearch", out_elasticsearch::create_opensearch),
