@@ -357,7 +357,7 @@ fn output_to_a_python_http_receiver_retries_503_and_drops_400() {
     );
     let conf = output_conf(
         &format!("<http>\n    endpoint http://127.0.0.1:{port}\n    compress gzip\n  </http>"),
-        "",
+        "severity_text_key level",
     );
     let p = Proc::ferrentd(dir.path(), &conf, &[]);
     let mut got = Vec::new();

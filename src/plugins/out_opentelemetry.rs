@@ -233,10 +233,13 @@ impl OtelOutput {
     }
 
     /// The request of one chunk; records that cannot be sent go to `@ERROR`.
+    /// `observed` is when ferrentd took the records in (the chunk's creation), so a retried
+    /// request is the same request.
     pub fn build_request(
         &self,
         tag: &str,
         entries: Vec<(EventTime, Record)>,
+        observed: EventTime,
     ) -> ExportLogsServiceRequest {
         let mut req = ExportLogsServiceRequest::default();
         let mut ordinary = Vec::new();
@@ -279,7 +282,7 @@ impl OtelOutput {
             }
         }
         if let (Some(m), false) = (&self.convert, ordinary.is_empty()) {
-            let r = m.build_request(tag, ordinary, EventTime::now());
+            let r = m.build_request(tag, ordinary, observed);
             req.resource_logs.extend(r.resource_logs);
         }
         req
@@ -408,7 +411,7 @@ impl BufferedOutput for OtelOutput {
             WriteError::Unrecoverable(format!("chunk {} is corrupt: {e}", chunk.unique_id_hex()))
         })?;
         let tag = chunk.metadata.tag.clone().unwrap_or_default();
-        let req = self.build_request(&tag, entries);
+        let req = self.build_request(&tag, entries, EventTime::from_f64(chunk.created));
         if req.resource_logs.is_empty() {
             return Ok(());
         }
@@ -624,6 +627,7 @@ mod tests {
         let req = o.build_request(
             "t",
             vec![(t, r.clone()), (t, rec(r#"{"message":"plain"}"#)), (t, r)],
+            t,
         );
         assert_eq!(req.resource_logs.len(), 2);
         assert_eq!(
@@ -635,7 +639,7 @@ mod tests {
         );
         let o =
             output("convert_records true\n<http>\nendpoint http://127.0.0.1:1\n</http>").unwrap();
-        let req = o.build_request("t", vec![(t, rec(r#"{"message":"plain"}"#))]);
+        let req = o.build_request("t", vec![(t, rec(r#"{"message":"plain"}"#))], t);
         assert_eq!(otlp::count_log_records(&req), 1);
     }
 }
