@@ -190,8 +190,7 @@ fn python_sdk_exporters_reach_the_input_over_http_and_grpc() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let ids = [
         send(&["http", &format!("http://127.0.0.1:{h}"), "2"]),

@@ -154,11 +154,11 @@ fn normalize(v: &mut J) -> Result<(), String> {
                     }
                     "doubleValue" => {
                         if let J::String(s) = &val {
-                            // "NaN"/"Infinity" have no JSON number; they become null-free 0.
+                            // "NaN"/"Infinity" have no JSON number; they become 0.
                             let f = s.parse::<f64>().unwrap_or(0.0);
                             val = serde_json::Number::from_f64(f)
                                 .map(J::Number)
-                                .unwrap_or(J::from(0));
+                                .unwrap_or_else(|| J::from(0));
                         }
                     }
                     _ => normalize(&mut val)?,

@@ -147,6 +147,8 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// Why, for the log (empty on success).
+    pub message: String,
 }
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -171,6 +173,7 @@ fn error(status: u16, json: bool, message: String) -> Reply {
         status,
         content_type: if json { JSON } else { PROTOBUF },
         body: status_body(json, code, &message),
+        message,
     }
 }
 
@@ -238,7 +241,7 @@ pub fn decode_request(
         Some(e) if e == "gzip" => {
             inflated = gunzip(body, limits.decompressed).map_err(|mut r| {
                 if json {
-                    r = error(r.status, true, String::from_utf8_lossy(&r.body).into());
+                    r = error(r.status, true, r.message);
                 }
                 r
             })?;
@@ -271,12 +274,14 @@ pub fn success(json: bool) -> Reply {
             status: 200,
             content_type: JSON,
             body: otlp::json::encode_response(&resp),
+            message: String::new(),
         }
     } else {
         Reply {
             status: 200,
             content_type: PROTOBUF,
             body: prost::Message::encode_to_vec(&resp),
+            message: String::new(),
         }
     }
 }
@@ -489,12 +494,7 @@ mod http {
                 tracing::warn!(
                     "in_opentelemetry: {method} {path} from {peer}: {} {}",
                     r.status,
-                    if r.content_type == JSON {
-                        String::from_utf8_lossy(&r.body).into_owned()
-                    } else {
-                        // The message field of the Status.
-                        String::from_utf8_lossy(r.body.get(4..).unwrap_or(&[])).into_owned()
-                    }
+                    r.message
                 );
                 r
             }
