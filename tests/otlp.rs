@@ -122,7 +122,7 @@ impl Proc {
         self.stderr.lock().unwrap().clone()
     }
 
-    fn stop(mut self) -> String {
+    fn stop(&mut self) -> String {
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
@@ -140,6 +140,16 @@ impl Proc {
         }
         std::thread::sleep(Duration::from_millis(100));
         self.stderr()
+    }
+}
+
+/// A failed assertion must not leave a receiver or ferrentd running.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -176,7 +186,7 @@ fn python_sdk_exporters_reach_the_input_over_http_and_grpc() {
     let (h, g) = (free_port(), free_port());
     let conf =
         input_conf(h, g, "split_log_records true") + "<match otel.**>\n  @type stdout\n</match>\n";
-    let p = Proc::ferrentd(dir.path(), &conf, &[]);
+    let mut p = Proc::ferrentd(dir.path(), &conf, &[]);
     wait_port(h);
     wait_port(g);
     let send = |args: &[&str]| {
@@ -228,7 +238,7 @@ fn default_record_is_the_plugins_and_malformed_bodies_get_400() {
     let dir = tempfile::tempdir().unwrap();
     let (h, g) = (free_port(), free_port());
     let conf = input_conf(h, g, "") + "<match otel.**>\n  @type stdout\n</match>\n";
-    let p = Proc::ferrentd(dir.path(), &conf, &[]);
+    let mut p = Proc::ferrentd(dir.path(), &conf, &[]);
     wait_port(h);
     let client = reqwest::blocking::Client::new();
     let url = format!("http://127.0.0.1:{h}/v1/logs");
@@ -346,7 +356,7 @@ fn append(dir: &Path, lines: &[&str]) {
 
 #[test]
 fn output_to_a_python_http_receiver_retries_503_and_drops_400() {
-    let (rx, port) = receiver("http", "503,200,400,200,partial:1,200");
+    let (mut rx, port) = receiver("http", "503,200,400,200,partial:1,200");
     let dir = tempfile::tempdir().unwrap();
     append(
         dir.path(),
@@ -358,7 +368,7 @@ fn output_to_a_python_http_receiver_retries_503_and_drops_400() {
         &format!("<http>\n    endpoint http://127.0.0.1:{port}\n    compress gzip\n  </http>"),
         "severity_text_key level",
     );
-    let p = Proc::ferrentd(dir.path(), &conf, &[]);
+    let mut p = Proc::ferrentd(dir.path(), &conf, &[]);
     let mut got = Vec::new();
     // 503 (Retry-After: 0) then 200: the same request twice, delivered once.
     rx.wait_lines("503 then 200", &mut got, |l| l.len() >= 2);
@@ -411,7 +421,7 @@ fn output_to_a_python_http_receiver_retries_503_and_drops_400() {
 
 #[test]
 fn output_to_a_python_grpc_receiver_retries_unavailable() {
-    let (rx, port) = receiver("grpc", "grpc:UNAVAILABLE,200,grpc:INVALID_ARGUMENT,200");
+    let (mut rx, port) = receiver("grpc", "grpc:UNAVAILABLE,200,grpc:INVALID_ARGUMENT,200");
     let dir = tempfile::tempdir().unwrap();
     append(
         dir.path(),
@@ -421,7 +431,7 @@ fn output_to_a_python_grpc_receiver_retries_unavailable() {
         &format!("<grpc>\n    endpoint 127.0.0.1:{port}\n    compress gzip\n  </grpc>"),
         "",
     );
-    let p = Proc::ferrentd(dir.path(), &conf, &[]);
+    let mut p = Proc::ferrentd(dir.path(), &conf, &[]);
     let mut got = Vec::new();
     rx.wait_lines("UNAVAILABLE then OK", &mut got, |l| l.len() >= 2);
     let reqs = requests(&got);
@@ -504,7 +514,7 @@ fn our_output_feeds_our_input_over_http_and_grpc() {
 </match>
 "#
         );
-    let p = Proc::ferrentd(dir.path(), &conf, &[]);
+    let mut p = Proc::ferrentd(dir.path(), &conf, &[]);
     let mut got = Vec::new();
     p.wait_lines("both events back", &mut got, |l| events(l).len() >= 2);
     let mut ev: Vec<serde_json::Value> = events(&got).into_iter().map(|(_, r)| r).collect();
@@ -575,7 +585,7 @@ fn conf_d_otlp_to_loki_pipeline() {
         .env("LOKI_PASSWORD", "s3cret")
         .env("OTLP_HTTP_PORT", h.to_string())
         .env("OTLP_GRPC_PORT", g.to_string());
-    let p = Proc::spawn(cmd);
+    let mut p = Proc::spawn(cmd);
     wait_port(h);
     let out = Command::new("python3")
         .arg(root().join("tests/otlp/send_logs.py"))
