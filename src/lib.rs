@@ -14,6 +14,7 @@ pub mod kubernetes;
 pub mod logging;
 pub mod metrics;
 pub mod migrate;
+pub mod otlp;
 pub mod plugins;
 pub mod record_accessor;
 pub mod router;

@@ -69,12 +69,22 @@ pub struct Response {
     pub status: u16,
     /// The reason phrase of the status (`Bad Request`).
     pub reason: String,
+    /// Response headers, names lowercase.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// The first header of this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn body_text(&self) -> String {
@@ -181,10 +191,16 @@ impl HttpClient {
         let resp = b.body(body).send().map_err(classify)?;
         let status = resp.status();
         let reason = status.canonical_reason().unwrap_or("").to_string();
+        let headers = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
         let body = resp.bytes().map_err(classify)?.to_vec();
         Ok(Response {
             status: status.as_u16(),
             reason,
+            headers,
             body,
         })
     }

@@ -35,6 +35,7 @@ pub mod in_kubearmor;
 pub mod in_kubernetes_events;
 pub mod in_kubernetes_objects;
 pub mod in_monitor_agent;
+pub mod in_opentelemetry;
 pub mod in_prometheus;
 pub mod in_prometheus_monitor;
 pub mod in_prometheus_output_monitor;
@@ -58,6 +59,7 @@ pub mod out_forward;
 pub mod out_http;
 pub mod out_loki;
 pub mod out_null;
+pub mod out_opentelemetry;
 pub mod out_prometheus;
 pub mod out_relabel;
 pub mod out_rewrite_tag_filter;
@@ -307,6 +309,7 @@ pub const INPUTS: &[(&str, InputCtor)] = &[
     ("kubernetes_objects", in_kubernetes_objects::create),
     ("kubernetes_events", in_kubernetes_events::create),
     ("monitor_agent", in_monitor_agent::create),
+    ("opentelemetry", in_opentelemetry::create),
     ("prometheus", in_prometheus::create),
     ("prometheus_monitor", in_prometheus_monitor::create),
     (
@@ -336,6 +339,7 @@ pub const OUTPUTS: &[(&str, OutputCtor)] = &[
     ("null", out_null::create),
     ("forward", out_forward::create),
     ("loki", out_loki::create),
+    ("opentelemetry", out_opentelemetry::create),
     ("http", out_http::create),
     ("elasticsearch", out_elasticsearch::create),
     ("opensearch", out_elasticsearch::create_opensearch),
