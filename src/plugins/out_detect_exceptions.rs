@@ -227,6 +227,8 @@ impl Rules {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
+// The plugin's detection statuses (`:no_trace`, `:start_trace`, ...), by their names.
+#[allow(clippy::enum_variant_names)]
 enum Detection {
     NoTrace,
     StartTrace,

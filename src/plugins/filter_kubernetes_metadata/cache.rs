@@ -163,6 +163,6 @@ mod tests {
         assert_eq!(c.get("a", t0 + Duration::from_secs(4)), Some(&1));
         assert_eq!(c.get("a", t0 + Duration::from_secs(5)), None);
         assert_eq!(c.len(), 0);
-        assert!(c.update("a", 2) == false);
+        assert!(!c.update("a", 2));
     }
 }

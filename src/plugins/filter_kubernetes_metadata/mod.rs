@@ -848,6 +848,7 @@ impl KubernetesMetadata {
     }
 
     /// The plugin's `get_metadata_for_record`: the `docker` and `kubernetes` values to merge.
+    #[allow(clippy::too_many_arguments)]
     fn metadata_for(
         &self,
         ns: &str,
