@@ -84,6 +84,21 @@ impl Backup {
 
     /// Saves a chunk's bytes, logging where (Fluentd's `Buffer#backup`). Returns whether the
     /// bytes were kept.
+    /// Fluentd's `handle_broken_files` for one chunk file: back it up, then delete it.
+    pub fn save_broken_file(&self, path: &Path, id: &[u8; 16], mode: &str, err: &str) {
+        tracing::error!(
+            "found broken chunk file during resume. path=\"{}\" mode=:{mode} err_msg=\"{err}\"",
+            path.display()
+        );
+        match std::fs::read(path) {
+            Ok(data) => {
+                self.save(id, &data);
+            }
+            Err(e) => tracing::error!("backup failed. Delete corresponding files. err_msg=\"{e}\""),
+        }
+        let _ = std::fs::remove_file(path);
+    }
+
     pub fn save(&self, unique_id: &[u8; 16], data: &[u8]) -> bool {
         let hex = hex_id(unique_id);
         if self.disabled {

@@ -244,19 +244,10 @@ impl Health {
     }
 }
 
-/// The watcher's error with the causes its message does not already include, shortened (an
-/// HTML error page is quoted several times over).
+/// The watcher's error with its causes, shortened (an HTML error page is quoted several times
+/// over).
 fn describe(e: &watcher::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(cause) = src {
-        let c = cause.to_string();
-        if !s.contains(&c) {
-            s.push_str(": ");
-            s.push_str(&c);
-        }
-        src = cause.source();
-    }
+    let mut s = super::error_chain(e);
     if s.len() > 300 {
         let mut end = 300;
         while !s.is_char_boundary(end) {

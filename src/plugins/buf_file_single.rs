@@ -208,17 +208,7 @@ impl FileSingleStore {
 
     /// Fluentd's `handle_broken_files`: back the file up, then delete it.
     fn broken(&self, path: &Path, id: &[u8; 16], mode: &str, err: &str, backup: &Backup) {
-        tracing::error!(
-            "found broken chunk file during resume. path=\"{}\" mode=:{mode} err_msg=\"{err}\"",
-            path.display()
-        );
-        match std::fs::read(path) {
-            Ok(data) => {
-                backup.save(id, &data);
-            }
-            Err(e) => tracing::error!("backup failed. Delete corresponding files. err_msg=\"{e}\""),
-        }
-        let _ = std::fs::remove_file(path);
+        backup.save_broken_file(path, id, mode, err);
     }
 
     fn resume_one(&self, path: &Path, backup: &Backup) -> Option<Resumed> {

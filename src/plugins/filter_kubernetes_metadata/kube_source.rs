@@ -50,27 +50,12 @@ impl KubeSource {
         match rx.recv_timeout(timeout + Duration::from_secs(1)) {
             Ok(Ok(Ok(v))) => Fetch::Found(v),
             Ok(Ok(Err(kube::Error::Api(s)))) if s.code == 404 => Fetch::NotFound,
-            Ok(Ok(Err(e))) => Fetch::Failed(describe(&e)),
+            Ok(Ok(Err(e))) => Fetch::Failed(crate::kubernetes::error_chain(&e)),
             Ok(Err(_)) | Err(_) => {
                 Fetch::Failed(format!("no answer within {} s", timeout.as_secs_f64()))
             }
         }
     }
-}
-
-/// An error with its causes (an HTML page from a proxy shows up as a decode error).
-fn describe(e: &kube::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(cause) = src {
-        let c = cause.to_string();
-        if !s.contains(&c) {
-            s.push_str(": ");
-            s.push_str(&c);
-        }
-        src = cause.source();
-    }
-    s
 }
 
 impl MetadataSource for KubeSource {
