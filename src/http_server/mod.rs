@@ -348,4 +348,60 @@ mod tests {
         sd.trigger();
         t.join().unwrap();
     }
+
+    /// Clients that connect and send nothing, or dribble a head byte by byte, hold only their
+    /// own connection: a scrape made meanwhile is answered, and past the connection cap the
+    /// newcomer gets 503 at once instead of waiting.
+    #[test]
+    fn slow_clients_do_not_hold_up_others() {
+        let l = listen("test", "127.0.0.1", 0).unwrap();
+        let addr = l.local_addr().unwrap();
+        let sd = Shutdown::new();
+        let sd2 = sd.clone();
+        let h: Handler = Arc::new(|r: &Request| Response::text(200, r.path.clone()));
+        let t = std::thread::spawn(move || serve("test", l, None, &sd2, h));
+        let ask = |req: &[u8]| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(req).unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        };
+        let mut dribbler = TcpStream::connect(addr).unwrap();
+        dribbler.write_all(b"GE").unwrap();
+        let mut idle: Vec<TcpStream> = (0..MAX_CONNECTIONS - 2)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        assert!(ask(b"GET /metrics HTTP/1.1\r\n\r\n").ends_with("/metrics"));
+        // Wait until every idle connection has its thread, then one more fills the cap.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut extra = Vec::new();
+        loop {
+            let out = ask(b"GET /full HTTP/1.1\r\n\r\n");
+            if out.starts_with("HTTP/1.1 503") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reached the cap: {out}"
+            );
+            extra.push(TcpStream::connect(addr).unwrap());
+        }
+        dribbler.write_all(b"T /late HTTP/1.1\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = dribbler.read_to_string(&mut out);
+        assert!(out.ends_with("/late"), "{out}");
+        idle.clear();
+        extra.clear();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !ask(b"GET /again HTTP/1.1\r\n\r\n").ends_with("/again") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "connections never freed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sd.trigger();
+        t.join().unwrap();
+    }
 }
