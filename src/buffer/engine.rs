@@ -471,7 +471,10 @@ impl Inner {
                     None => {}
                     Some(Ok(())) => return self.commit(e, false),
                     Some(Err(WriteError::Retriable(msg))) => {
-                        return self.retry_later(e, false, &msg)
+                        return self.retry_later(e, false, &msg, None)
+                    }
+                    Some(Err(WriteError::RetryAfter(msg, after))) => {
+                        return self.retry_later(e, false, &msg, Some(after))
                     }
                     // Handled below with the loaded bytes, for <secondary> or the backup.
                     Some(Err(WriteError::Unrecoverable(msg))) => unrecoverable = Some(msg),
@@ -561,20 +564,30 @@ impl Inner {
             }
             Err(WriteError::Retriable(msg)) => {
                 e.store.unload(compressed.unwrap_or(chunk.data));
-                self.retry_later(e, using_secondary, &msg);
+                self.retry_later(e, using_secondary, &msg, None);
+            }
+            Err(WriteError::RetryAfter(msg, after)) => {
+                e.store.unload(compressed.unwrap_or(chunk.data));
+                self.retry_later(e, using_secondary, &msg, Some(after));
             }
         }
     }
 
     /// Puts a chunk whose write failed back at the head of the queue, per the retry policy.
-    fn retry_later(&self, e: Entry, using_secondary: bool, msg: &str) {
+    fn retry_later(
+        &self,
+        e: Entry,
+        using_secondary: bool,
+        msg: &str,
+        after: Option<std::time::Duration>,
+    ) {
         self.s.metrics.rollback_count.inc();
         self.s.metrics.num_errors.inc();
         let id = e.id;
         let mut st = self.state.lock();
         st.inflight -= 1;
         st.queue.push_front(e);
-        self.update_retry(&mut st, &id, using_secondary, msg);
+        self.update_retry(&mut st, &id, using_secondary, msg, after);
         drop(st);
         self.work.notify_all();
     }
@@ -603,7 +616,14 @@ impl Inner {
     }
 
     /// Fluentd's `update_retry_state`.
-    fn update_retry(&self, st: &mut State, id: &[u8; 16], using_secondary: bool, err: &str) {
+    fn update_retry(
+        &self,
+        st: &mut State,
+        id: &[u8; 16],
+        using_secondary: bool,
+        err: &str,
+        after: Option<std::time::Duration>,
+    ) {
         let now = now_f64();
         match &mut st.retry {
             None => st.retry = Some(RetryState::new(self.s.retry.clone(), now)),
@@ -614,6 +634,9 @@ impl Inner {
                     r.recalc_next_time(now);
                 }
             }
+        }
+        if let (Some(r), Some(after)) = (st.retry.as_mut(), after) {
+            r.not_before(now + after.as_secs_f64());
         }
         let Some(r) = st.retry.as_ref() else {
             return;

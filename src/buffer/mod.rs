@@ -70,6 +70,10 @@ impl Chunk {
 pub enum WriteError {
     #[error("{0}")]
     Retriable(String),
+    /// Retriable, and the receiver named when to come back (HTTP `Retry-After`): the next
+    /// retry is no sooner than that, and no later than the retry policy's `retry_timeout`.
+    #[error("{0}")]
+    RetryAfter(String, std::time::Duration),
     #[error("{0}")]
     Unrecoverable(String),
 }

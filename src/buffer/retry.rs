@@ -131,6 +131,17 @@ impl RetryState {
         }
     }
 
+    /// Moves the next attempt to no sooner than `t` (a receiver's `Retry-After`), but never
+    /// past the time the retries give up.
+    pub fn not_before(&mut self, t: f64) {
+        let latest = if self.p.forever {
+            f64::INFINITY
+        } else {
+            self.timeout_at
+        };
+        self.next_time = self.next_time.max(t.min(latest));
+    }
+
     /// Should the next attempt go to `<secondary>`?
     pub fn secondary(&self, now: f64) -> bool {
         !self.p.forever
@@ -199,6 +210,26 @@ mod tests {
         assert_eq!(waits, vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0]);
         assert_eq!(r.steps, 6);
         assert!(!r.limit());
+    }
+
+    #[test]
+    fn retry_after_delays_the_next_attempt_up_to_the_timeout() {
+        let mut p = params(RetryType::ExponentialBackoff);
+        p.timeout = 100.0;
+        let mut r = RetryState::new(p.clone(), 1000.0);
+        assert_eq!(r.next_time, 1001.0);
+        r.not_before(1030.0);
+        assert_eq!(r.next_time, 1030.0);
+        // Sooner than the backoff: the backoff stands.
+        r.not_before(1000.5);
+        assert_eq!(r.next_time, 1030.0);
+        // Past retry_timeout: the last attempt is at the timeout.
+        r.not_before(5000.0);
+        assert_eq!(r.next_time, 1100.0);
+        p.forever = true;
+        let mut r = RetryState::new(p, 1000.0);
+        r.not_before(5000.0);
+        assert_eq!(r.next_time, 5000.0);
     }
 
     #[test]

@@ -174,9 +174,6 @@ fn secs(n: i64) -> Duration {
     Duration::from_secs(n.max(1) as u64)
 }
 
-/// The longest `Retry-After` waited for inside one write; longer ones go back to the buffer.
-const MAX_INLINE_RETRY_AFTER: Duration = Duration::from_secs(30);
-
 struct HttpTransport {
     url: String,
     client: HttpClient,
@@ -359,47 +356,40 @@ impl OtelOutput {
             Transport::Http(_) => otlp::encode_protobuf(req),
             Transport::Grpc(_) => Vec::new(),
         };
-        let mut waited = false;
-        loop {
-            match self.send_once(req, &body) {
-                Sent::Failed(e) => return Err(WriteError::Retriable(e)),
-                Sent::Answer(Verdict::Delivered, _, resp) => {
-                    if let Some(p) = resp.and_then(|r| r.partial_success) {
-                        if p.rejected_log_records > 0 || !p.error_message.is_empty() {
-                            let rej = p.rejected_log_records.max(0) as u64;
-                            let total =
-                                self.rejected_records.fetch_add(rej, Ordering::Relaxed) + rej;
-                            tracing::warn!(
-                                "opentelemetry: the receiver rejected {rej} of {n} log records: {} (rejected so far: {total})",
-                                p.error_message
-                            );
-                        }
-                    }
-                    return Ok(());
-                }
-                Sent::Answer(Verdict::Retry { after }, summary, _) => match after {
-                    Some(d) if !waited && d <= MAX_INLINE_RETRY_AFTER => {
+        match self.send_once(req, &body) {
+            Sent::Failed(e) => Err(WriteError::Retriable(e)),
+            Sent::Answer(Verdict::Delivered, _, resp) => {
+                if let Some(p) = resp.and_then(|r| r.partial_success) {
+                    if p.rejected_log_records > 0 || !p.error_message.is_empty() {
+                        let rej = p.rejected_log_records.max(0) as u64;
+                        let total = self.rejected_records.fetch_add(rej, Ordering::Relaxed) + rej;
                         tracing::warn!(
-                            "opentelemetry: {summary}; retrying after {}s (Retry-After)",
-                            d.as_secs()
+                            "opentelemetry: the receiver rejected {rej} of {n} log records: {} (rejected so far: {total})",
+                            p.error_message
                         );
-                        std::thread::sleep(d);
-                        waited = true;
                     }
-                    _ => return Err(WriteError::Retriable(summary)),
-                },
-                Sent::Answer(Verdict::Reject, summary, _) => {
-                    let c = self.dropped_requests.fetch_add(1, Ordering::Relaxed) + 1;
-                    let e = self.dropped_records.fetch_add(n, Ordering::Relaxed) + n;
-                    let msg = format!(
-                        "opentelemetry: {summary}; {n} log records not delivered (so far: {c} requests, {e} log records)"
-                    );
-                    if self.unrecoverable {
-                        return Err(WriteError::Unrecoverable(msg));
-                    }
-                    tracing::warn!("{msg}");
-                    return Ok(());
                 }
+                Ok(())
+            }
+            // The buffer's retry waits (at least `Retry-After`), not this flush thread.
+            Sent::Answer(Verdict::Retry { after }, summary, _) => match after {
+                Some(d) => Err(WriteError::RetryAfter(
+                    format!("{summary} (Retry-After: {}s)", d.as_secs()),
+                    d,
+                )),
+                None => Err(WriteError::Retriable(summary)),
+            },
+            Sent::Answer(Verdict::Reject, summary, _) => {
+                let c = self.dropped_requests.fetch_add(1, Ordering::Relaxed) + 1;
+                let e = self.dropped_records.fetch_add(n, Ordering::Relaxed) + n;
+                let msg = format!(
+                    "opentelemetry: {summary}; {n} log records not delivered (so far: {c} requests, {e} log records)"
+                );
+                if self.unrecoverable {
+                    return Err(WriteError::Unrecoverable(msg));
+                }
+                tracing::warn!("{msg}");
+                Ok(())
             }
         }
     }

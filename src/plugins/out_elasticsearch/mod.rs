@@ -793,7 +793,7 @@ impl BufferedOutput for EsOutput {
             Ok(()) | Err(WriteError::Unrecoverable(_)) => {
                 self.progress.lock().remove(&chunk.unique_id);
             }
-            Err(WriteError::Retriable(_)) => {}
+            Err(WriteError::Retriable(_) | WriteError::RetryAfter(..)) => {}
         }
         result
     }
