@@ -308,6 +308,26 @@ fn wait_readable(listener: &TcpListener, timeout_ms: i32) {
 mod tests {
     use super::*;
 
+    /// A server answering each GET with its path.
+    fn echo_server() -> (SocketAddr, Shutdown, std::thread::JoinHandle<()>) {
+        let l = listen("test", "127.0.0.1", 0).unwrap();
+        let addr = l.local_addr().unwrap();
+        let sd = Shutdown::new();
+        let sd2 = sd.clone();
+        let h: Handler = Arc::new(|r: &Request| Response::text(200, r.path.clone()));
+        let t = std::thread::spawn(move || serve("test", l, None, &sd2, h));
+        (addr, sd, t)
+    }
+
+    /// Sends `req` on a new connection and reads the answer until the server closes.
+    fn ask(addr: SocketAddr, req: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(req).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
     #[test]
     fn parses_request_lines() {
         let r =
@@ -324,24 +344,12 @@ mod tests {
 
     #[test]
     fn serves_and_rejects_malformed_requests() {
-        let l = listen("test", "127.0.0.1", 0).unwrap();
-        let addr = l.local_addr().unwrap();
-        let sd = Shutdown::new();
-        let sd2 = sd.clone();
-        let h: Handler = Arc::new(|r: &Request| Response::text(200, r.path.clone()));
-        let t = std::thread::spawn(move || serve("test", l, None, &sd2, h));
-        let ask = |req: &[u8]| {
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(req).unwrap();
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            out
-        };
-        assert!(ask(b"GET /x HTTP/1.1\r\n\r\n").ends_with("\r\n\r\n/x"));
-        assert!(ask(b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
-        assert!(ask(b"POST /x HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+        let (addr, sd, t) = echo_server();
+        assert!(ask(addr, b"GET /x HTTP/1.1\r\n\r\n").ends_with("\r\n\r\n/x"));
+        assert!(ask(addr, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+        assert!(ask(addr, b"POST /x HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
         let big = vec![b'a'; MAX_HEAD + 10];
-        assert!(ask(&big).starts_with("HTTP/1.1 431"));
+        assert!(ask(addr, &big).starts_with("HTTP/1.1 431"));
         let e = listen("in_prometheus", "127.0.0.1", addr.port()).unwrap_err();
         assert!(e.to_string().contains("in_prometheus"));
         assert!(e.to_string().contains(&addr.port().to_string()));
@@ -354,30 +362,18 @@ mod tests {
     /// newcomer gets 503 at once instead of waiting.
     #[test]
     fn slow_clients_do_not_hold_up_others() {
-        let l = listen("test", "127.0.0.1", 0).unwrap();
-        let addr = l.local_addr().unwrap();
-        let sd = Shutdown::new();
-        let sd2 = sd.clone();
-        let h: Handler = Arc::new(|r: &Request| Response::text(200, r.path.clone()));
-        let t = std::thread::spawn(move || serve("test", l, None, &sd2, h));
-        let ask = |req: &[u8]| {
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(req).unwrap();
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            out
-        };
+        let (addr, sd, t) = echo_server();
         let mut dribbler = TcpStream::connect(addr).unwrap();
         dribbler.write_all(b"GE").unwrap();
         let mut idle: Vec<TcpStream> = (0..MAX_CONNECTIONS - 2)
             .map(|_| TcpStream::connect(addr).unwrap())
             .collect();
-        assert!(ask(b"GET /metrics HTTP/1.1\r\n\r\n").ends_with("/metrics"));
+        assert!(ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n").ends_with("/metrics"));
         // Wait until every idle connection has its thread, then one more fills the cap.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let mut extra = Vec::new();
         loop {
-            let out = ask(b"GET /full HTTP/1.1\r\n\r\n");
+            let out = ask(addr, b"GET /full HTTP/1.1\r\n\r\n");
             if out.starts_with("HTTP/1.1 503") {
                 break;
             }
@@ -394,7 +390,7 @@ mod tests {
         idle.clear();
         extra.clear();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !ask(b"GET /again HTTP/1.1\r\n\r\n").ends_with("/again") {
+        while !ask(addr, b"GET /again HTTP/1.1\r\n\r\n").ends_with("/again") {
             assert!(
                 std::time::Instant::now() < deadline,
                 "connections never freed"
