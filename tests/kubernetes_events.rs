@@ -691,3 +691,81 @@ fn conf_d_kubernetes_events_to_loki() {
     assert_eq!(line["k8s.object.name"], "web-1");
     assert_eq!(line["k8s.event.reason"], "BackOff");
 }
+
+/// Replaces a file as kubelet rotates a projected token: a new file renamed over the old one.
+fn rotate(path: &Path, token: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, token).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn rotated_bearer_token_file_is_used_by_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "token-a\n").unwrap();
+    let api = FakeApi::start();
+    api.faults(|f| f.token = Some("token-a".into()));
+    api.put(
+        "events",
+        event("default", "web-1.a", "Pulled", "pulled", "Normal"),
+    );
+    let conf = format!(
+        "<source>\n  @type kubernetes_events\n  kubernetes_url {}/api\n  bearer_token_file {}\n  watch_timeout 20s\n</source>\n\
+         <match kubernetes.events>\n  @type stdout\n</match>\n",
+        api.url(),
+        token.display()
+    );
+    let run = Running::start(dir.path(), &conf, &[]);
+    run.wait_lines(1);
+    api.wait_requests("a watch", |r| r.iter().any(|r| r.is_watch()));
+    let bearer = |r: &k8s_support::Request| r.authorization.clone().unwrap_or_default();
+    assert!(api.requests().iter().all(|r| bearer(r) == "Bearer token-a"));
+
+    // Rotated, and the old token refused from now on: the next watch carries the new one, so
+    // the server refuses nothing.
+    let before = api.requests().len();
+    rotate(&token, "token-b\n");
+    api.faults(|f| f.token = Some("token-b".into()));
+    api.drop_watches();
+    api.put(
+        "events",
+        event("default", "web-1.b", "Started", "started", "Normal"),
+    );
+    run.wait_lines(2);
+    let after: Vec<String> = api.requests()[before..].iter().map(bearer).collect();
+    assert!(!after.is_empty());
+    assert!(after.iter().all(|b| b == "Bearer token-b"), "{after:?}");
+
+    // The server moves on before the file does: 401s until the file is rotated, then the
+    // watch recovers by itself, with one warning.
+    let before = api.requests().len();
+    api.faults(|f| f.token = Some("token-c".into()));
+    api.drop_watches();
+    api.wait_requests("a refused watch", |r| {
+        r[before..].iter().any(|r| bearer(r) == "Bearer token-b")
+    });
+    rotate(&token, "token-c");
+    api.put(
+        "events",
+        event("default", "web-1.c", "Killing", "killing", "Normal"),
+    );
+    run.wait_lines(3);
+    let (ok, lines, log) = run.stop();
+    assert!(ok, "{log}");
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    let after: Vec<String> = api.requests()[before..].iter().map(bearer).collect();
+    let refused = after.iter().filter(|b| *b == "Bearer token-b").count();
+    assert!((1..=3).contains(&refused), "{after:?}");
+    assert!(
+        after.last().is_some_and(|b| b == "Bearer token-c"),
+        "{after:?}"
+    );
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[warn]: kubernetes"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("401"), "{log}");
+    assert!(log.contains("recovered"), "{log}");
+}
