@@ -769,3 +769,105 @@ fn rotated_bearer_token_file_is_used_by_the_next_request() {
     assert!(warnings[0].contains("401"), "{log}");
     assert!(log.contains("recovered"), "{log}");
 }
+
+#[test]
+fn events_k8s_io_v1_in_every_shape_and_through_kubernetes_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start();
+    let res = "events.k8s.io/v1/events";
+    api.put(
+        res,
+        k8s_support::event_v1("default", "web-1.a", "Pulling", "Pulling image", "Normal"),
+    );
+    let url = api.url();
+    let conf = format!(
+        "<source>\n  @type kubernetes_events\n  kubernetes_url {url}\n  api_group events.k8s.io\n  tag ev.bare\n</source>\n\
+         <source>\n  @type kubernetes_events\n  kubernetes_url {url}\n  api_group events.k8s.io\n  namespaces default\n  record_shape otel\n  tag ev.otel\n</source>\n\
+         <source>\n  @type kubernetes_objects\n  kubernetes_url {url}/apis\n  api_version events.k8s.io/v1\n  <watch>\n    resource_name events\n  </watch>\n</source>\n\
+         <match ev.** kubernetes.**>\n  @type stdout\n</match>\n"
+    );
+    let run = Running::start(dir.path(), &conf, &[]);
+    run.wait_lines(3);
+    api.wait_requests("three watches", |_| api.count("events", true) >= 3);
+    api.put(
+        res,
+        k8s_support::event_v1("default", "web-1.b", "BackOff", "Back-off", "Warning"),
+    );
+    let lines = run.wait_lines(6);
+    let (ok, _, log) = run.stop();
+    assert!(ok, "{log}");
+    let mut by_tag: std::collections::BTreeMap<String, Vec<(String, serde_json::Value)>> =
+        Default::default();
+    for l in &lines {
+        let (time, tag, v) = parse_line(l);
+        by_tag.entry(tag).or_default().push((time, v));
+    }
+    // Fluent Bit's shape: the core/v1 form of the object, timed by eventTime.
+    let bare = &by_tag["ev.bare"];
+    assert_eq!(bare.len(), 2);
+    assert_eq!(bare[0].0, "2024-05-01 10:00:00.250000000 +0000");
+    let b = &bare[0].1;
+    let keys: Vec<&str> = b.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "kind",
+            "apiVersion",
+            "metadata",
+            "involvedObject",
+            "reason",
+            "message",
+            "source",
+            "firstTimestamp",
+            "lastTimestamp",
+            "count",
+            "type",
+            "eventTime",
+            "series",
+            "action",
+            "reportingComponent",
+            "reportingInstance"
+        ]
+    );
+    assert_eq!(b["apiVersion"], "v1");
+    assert_eq!(b["message"], "Pulling image");
+    assert_eq!(b["involvedObject"]["name"], "web-1");
+    assert_eq!(b["reportingComponent"], "kubelet");
+    assert_eq!(b["count"], 3);
+    assert_eq!(b["series"]["count"], 3);
+    assert_eq!(b["lastTimestamp"], "2024-05-01T10:00:07Z");
+    assert_eq!(bare[1].1["metadata"]["name"], "web-1.b");
+    // The OpenTelemetry receiver's shape from the same fields.
+    let otel = &by_tag["ev.otel"];
+    assert_eq!(otel.len(), 2);
+    let o = &otel[1].1;
+    assert_eq!(o["message"], "Back-off");
+    assert_eq!(o["severity"], "WARN");
+    assert_eq!(o["severity_text"], "Warning");
+    assert_eq!(o["k8s.node.name"], "node-1");
+    assert_eq!(o["k8s.object.kind"], "Pod");
+    assert_eq!(o["k8s.object.name"], "web-1");
+    assert_eq!(o["k8s.event.reason"], "BackOff");
+    assert_eq!(o["k8s.event.action"], "Pulling");
+    assert_eq!(o["k8s.event.name"], "web-1.b");
+    assert_eq!(o["k8s.namespace.name"], "default");
+    assert_eq!(o["k8s.event.count"], 3);
+    // kubernetes_objects: the watch envelope around the object as served.
+    let objs = &by_tag["kubernetes.events"];
+    assert_eq!(objs.len(), 2);
+    assert_eq!(objs[0].1["type"], "ADDED");
+    let obj = &objs[0].1["object"];
+    assert_eq!(obj["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(obj["note"], "Pulling image");
+    assert_eq!(obj["regarding"]["name"], "web-1");
+    // Every request went to the events.k8s.io group, namespaced where asked.
+    let reqs = api.requests();
+    assert!(
+        reqs.iter()
+            .all(|r| r.path.starts_with("/apis/events.k8s.io/v1/")),
+        "{reqs:?}"
+    );
+    assert!(reqs
+        .iter()
+        .any(|r| r.path == "/apis/events.k8s.io/v1/namespaces/default/events"));
+}
