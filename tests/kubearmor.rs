@@ -785,3 +785,211 @@ fn throughput_figure() {
     );
     fd.stop();
 }
+
+/// tests/otlp/receiver.py (opentelemetry-proto + grpcio) answering OK: its port and the file
+/// its requests are written to, one proto3 JSON line each.
+struct OtlpReceiver(Child, PathBuf);
+
+impl OtlpReceiver {
+    fn start() -> (OtlpReceiver, u16) {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let out = std::fs::File::create(dir.join("receiver.out")).unwrap();
+        let err = std::fs::File::create(dir.join("receiver.err")).unwrap();
+        let child = Command::new("python3")
+            .arg(root().join("tests/otlp/receiver.py"))
+            .args(["grpc", "200"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("python3 runs tests/otlp/receiver.py");
+        let r = OtlpReceiver(child, dir);
+        wait_until("the OTLP receiver to listen", || {
+            r.lines().first().is_some_and(|l| l.starts_with("PORT "))
+        });
+        let port = r.lines()[0]["PORT ".len()..].trim().parse().unwrap();
+        (r, port)
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.1.join("receiver.out"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// The LogRecords received so far.
+    fn log_records(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for l in self.lines().iter().skip(1) {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            for rl in v["request"]["resourceLogs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                for sl in rl["scopeLogs"].as_array().into_iter().flatten() {
+                    out.extend(sl["logRecords"].as_array().into_iter().flatten().cloned());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        // SAFETY: signals the child this test started and has not reaped.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+/// An OTLP AnyValue (proto3 JSON) as plain JSON: kvlists as objects, int64 strings as numbers.
+fn plain(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, Value};
+    if let Some(s) = v.get("stringValue") {
+        return s.clone();
+    }
+    if let Some(i) = v.get("intValue") {
+        return json!(i.as_str().and_then(|s| s.parse::<i64>().ok()));
+    }
+    if let Some(b) = v.get("boolValue") {
+        return b.clone();
+    }
+    if let Some(a) = v.get("arrayValue") {
+        return Value::Array(
+            a["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(plain)
+                .collect(),
+        );
+    }
+    if let Some(kv) = v.get("kvlistValue") {
+        return Value::Object(
+            kv["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| (e["key"].as_str().unwrap().to_string(), plain(&e["value"])))
+                .collect(),
+        );
+    }
+    panic!("unexpected AnyValue {v}")
+}
+
+#[test]
+fn conf_d_kubearmor_to_otlp() {
+    let port = free_port();
+    let relay = PyRelay::start(port, &[]);
+    let (receiver, otlp) = OtlpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("conf.d/kubearmor-otlp.conf"),
+        dir.path().join("kubearmor-otlp.conf"),
+    )
+    .unwrap();
+    let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrentd"))
+        .args(["-c", "kubearmor-otlp.conf"])
+        .current_dir(dir.path())
+        .env("KUBEARMOR_SERVICE", format!("127.0.0.1:{port}"))
+        .env("OTLP_ENDPOINT", format!("127.0.0.1:{otlp}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+    let start = Instant::now();
+    while receiver.log_records().len() < 4 {
+        assert!(
+            start.elapsed() < WAIT,
+            "waited for 4 LogRecords, got {:#?}\nlog:\n{}",
+            receiver.lines(),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signals the child this test started and has not reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let start = Instant::now();
+    while start.elapsed() < WAIT && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log();
+    assert!(!log.contains("[warn]") && !log.contains("[error]"), "{log}");
+    // logfilter all: the two alerts, the system log and KubeArmor's message, each one
+    // LogRecord timed by its Timestamp, the record (proto names, no Timestamp) its body.
+    let mut got: Vec<(String, String, serde_json::Value)> = receiver
+        .log_records()
+        .iter()
+        .map(|lr| {
+            let attrs = &lr["attributes"];
+            assert_eq!(attrs.as_array().map(Vec::len), Some(1), "{lr}");
+            assert_eq!(attrs[0]["key"], "fluent.tag");
+            (
+                lr["timeUnixNano"].as_str().unwrap().to_string(),
+                attrs[0]["value"]["stringValue"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                plain(&lr["body"]),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got.len(), 4, "{got:#?}");
+    let tags: Vec<(&str, &str)> = got.iter().map(|g| (g.0.as_str(), g.1.as_str())).collect();
+    assert_eq!(
+        tags,
+        [
+            ("1696587100000000000", "kubearmor.message"),
+            ("1696587116000000000", "kubearmor.alert"),
+            ("1696587120000000000", "kubearmor.alert"),
+            ("1696587130000000000", "kubearmor.log"),
+        ]
+    );
+    assert_eq!(
+        got[0].2,
+        serde_json::json!({"HostIP": "10.0.0.11", "HostName": "node-1", "Level": "INFO",
+            "Message": "Started to monitor system events", "Type": "Message",
+            "UpdatedTime": "2023-10-06T10:11:40.000000Z"})
+    );
+    assert_eq!(
+        got[3].2,
+        serde_json::json!({"Data": "syscall=SYS_OPENAT fd=-100 flags=O_RDONLY",
+            "HostName": "node-1", "NamespaceName": "default", "Operation": "File",
+            "PID": 12, "PPID": 1, "PodName": "nginx-77b4fdf86c-x7sdm",
+            "Resource": "/etc/nginx/nginx.conf", "Result": "Passed", "Type": "ContainerLog",
+            "UID": 101, "UpdatedTime": "2023-10-06T10:12:10.000000Z"})
+    );
+    let alert = &got[1].2;
+    assert_eq!(alert["PolicyName"], "DefaultPosture");
+    assert_eq!(alert["Action"], "Block");
+    assert_eq!(alert["PPID"], 439);
+    assert_eq!(
+        alert["Owner"],
+        serde_json::json!({"Name": "nginx", "Namespace": "default", "Ref": "Deployment"})
+    );
+    assert_eq!(alert["ATags"], serde_json::json!(["MITRE", "Discovery"]));
+    assert!(alert.get("Timestamp").is_none());
+    let out = relay.out();
+    assert!(out.contains("WatchAlerts filter=all"), "{out}");
+    assert!(out.contains("WatchLogs filter=all"), "{out}");
+    assert!(out.contains("WatchMessages"), "{out}");
+}

@@ -691,3 +691,183 @@ fn conf_d_kubernetes_events_to_loki() {
     assert_eq!(line["k8s.object.name"], "web-1");
     assert_eq!(line["k8s.event.reason"], "BackOff");
 }
+
+/// Replaces a file as kubelet rotates a projected token: a new file renamed over the old one.
+fn rotate(path: &Path, token: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, token).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn rotated_bearer_token_file_is_used_by_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "token-a\n").unwrap();
+    let api = FakeApi::start();
+    api.faults(|f| f.token = Some("token-a".into()));
+    api.put(
+        "events",
+        event("default", "web-1.a", "Pulled", "pulled", "Normal"),
+    );
+    let conf = format!(
+        "<source>\n  @type kubernetes_events\n  kubernetes_url {}/api\n  bearer_token_file {}\n  watch_timeout 20s\n</source>\n\
+         <match kubernetes.events>\n  @type stdout\n</match>\n",
+        api.url(),
+        token.display()
+    );
+    let run = Running::start(dir.path(), &conf, &[]);
+    run.wait_lines(1);
+    api.wait_requests("a watch", |r| r.iter().any(|r| r.is_watch()));
+    let bearer = |r: &k8s_support::Request| r.authorization.clone().unwrap_or_default();
+    assert!(api.requests().iter().all(|r| bearer(r) == "Bearer token-a"));
+
+    // Rotated, and the old token refused from now on: the next watch carries the new one, so
+    // the server refuses nothing.
+    let before = api.requests().len();
+    rotate(&token, "token-b\n");
+    api.faults(|f| f.token = Some("token-b".into()));
+    api.drop_watches();
+    api.put(
+        "events",
+        event("default", "web-1.b", "Started", "started", "Normal"),
+    );
+    run.wait_lines(2);
+    let after: Vec<String> = api.requests()[before..].iter().map(bearer).collect();
+    assert!(!after.is_empty());
+    assert!(after.iter().all(|b| b == "Bearer token-b"), "{after:?}");
+
+    // The server moves on before the file does: 401s until the file is rotated, then the
+    // watch recovers by itself, with one warning.
+    let before = api.requests().len();
+    api.faults(|f| f.token = Some("token-c".into()));
+    api.drop_watches();
+    api.wait_requests("a refused watch", |r| {
+        r[before..].iter().any(|r| bearer(r) == "Bearer token-b")
+    });
+    rotate(&token, "token-c");
+    api.put(
+        "events",
+        event("default", "web-1.c", "Killing", "killing", "Normal"),
+    );
+    run.wait_lines(3);
+    let (ok, lines, log) = run.stop();
+    assert!(ok, "{log}");
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    let after: Vec<String> = api.requests()[before..].iter().map(bearer).collect();
+    let refused = after.iter().filter(|b| *b == "Bearer token-b").count();
+    assert!((1..=3).contains(&refused), "{after:?}");
+    assert!(
+        after.last().is_some_and(|b| b == "Bearer token-c"),
+        "{after:?}"
+    );
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[warn]: kubernetes"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("401"), "{log}");
+    assert!(log.contains("recovered"), "{log}");
+}
+
+#[test]
+fn events_k8s_io_v1_in_every_shape_and_through_kubernetes_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start();
+    let res = "events.k8s.io/v1/events";
+    api.put(
+        res,
+        k8s_support::event_v1("default", "web-1.a", "Pulling", "Pulling image", "Normal"),
+    );
+    let url = api.url();
+    let conf = format!(
+        "<source>\n  @type kubernetes_events\n  kubernetes_url {url}\n  api_group events.k8s.io\n  tag ev.bare\n</source>\n\
+         <source>\n  @type kubernetes_events\n  kubernetes_url {url}\n  api_group events.k8s.io\n  namespaces default\n  record_shape otel\n  tag ev.otel\n</source>\n\
+         <source>\n  @type kubernetes_objects\n  kubernetes_url {url}/apis\n  api_version events.k8s.io/v1\n  <watch>\n    resource_name events\n  </watch>\n</source>\n\
+         <match ev.** kubernetes.**>\n  @type stdout\n</match>\n"
+    );
+    let run = Running::start(dir.path(), &conf, &[]);
+    run.wait_lines(3);
+    api.wait_requests("three watches", |_| api.count("events", true) >= 3);
+    api.put(
+        res,
+        k8s_support::event_v1("default", "web-1.b", "BackOff", "Back-off", "Warning"),
+    );
+    let lines = run.wait_lines(6);
+    let (ok, _, log) = run.stop();
+    assert!(ok, "{log}");
+    let mut by_tag: std::collections::BTreeMap<String, Vec<(String, serde_json::Value)>> =
+        Default::default();
+    for l in &lines {
+        let (time, tag, v) = parse_line(l);
+        by_tag.entry(tag).or_default().push((time, v));
+    }
+    // Fluent Bit's shape: the core/v1 form of the object, timed by eventTime.
+    let bare = &by_tag["ev.bare"];
+    assert_eq!(bare.len(), 2);
+    assert_eq!(bare[0].0, "2024-05-01 10:00:00.250000000 +0000");
+    let b = &bare[0].1;
+    let keys: Vec<&str> = b.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "kind",
+            "apiVersion",
+            "metadata",
+            "involvedObject",
+            "reason",
+            "message",
+            "source",
+            "firstTimestamp",
+            "lastTimestamp",
+            "count",
+            "type",
+            "eventTime",
+            "series",
+            "action",
+            "reportingComponent",
+            "reportingInstance"
+        ]
+    );
+    assert_eq!(b["apiVersion"], "v1");
+    assert_eq!(b["message"], "Pulling image");
+    assert_eq!(b["involvedObject"]["name"], "web-1");
+    assert_eq!(b["reportingComponent"], "kubelet");
+    assert_eq!(b["count"], 3);
+    assert_eq!(b["series"]["count"], 3);
+    assert_eq!(b["lastTimestamp"], "2024-05-01T10:00:07Z");
+    assert_eq!(bare[1].1["metadata"]["name"], "web-1.b");
+    // The OpenTelemetry receiver's shape from the same fields.
+    let otel = &by_tag["ev.otel"];
+    assert_eq!(otel.len(), 2);
+    let o = &otel[1].1;
+    assert_eq!(o["message"], "Back-off");
+    assert_eq!(o["severity"], "WARN");
+    assert_eq!(o["severity_text"], "Warning");
+    assert_eq!(o["k8s.node.name"], "node-1");
+    assert_eq!(o["k8s.object.kind"], "Pod");
+    assert_eq!(o["k8s.object.name"], "web-1");
+    assert_eq!(o["k8s.event.reason"], "BackOff");
+    assert_eq!(o["k8s.event.action"], "Pulling");
+    assert_eq!(o["k8s.event.name"], "web-1.b");
+    assert_eq!(o["k8s.namespace.name"], "default");
+    assert_eq!(o["k8s.event.count"], 3);
+    // kubernetes_objects: the watch envelope around the object as served.
+    let objs = &by_tag["kubernetes.events"];
+    assert_eq!(objs.len(), 2);
+    assert_eq!(objs[0].1["type"], "ADDED");
+    let obj = &objs[0].1["object"];
+    assert_eq!(obj["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(obj["note"], "Pulling image");
+    assert_eq!(obj["regarding"]["name"], "web-1");
+    // Every request went to the events.k8s.io group, namespaced where asked.
+    let reqs = api.requests();
+    assert!(
+        reqs.iter()
+            .all(|r| r.path.starts_with("/apis/events.k8s.io/v1/")),
+        "{reqs:?}"
+    );
+    assert!(reqs
+        .iter()
+        .any(|r| r.path == "/apis/events.k8s.io/v1/namespaces/default/events"));
+}

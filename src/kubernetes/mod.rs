@@ -5,10 +5,11 @@
 //! helper ([`watch`]).
 
 pub mod runner;
+pub mod token;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -28,7 +29,8 @@ pub struct ClientSettings {
     pub kubernetes_url: Option<String>,
     /// A kubeconfig file to read the cluster, user and CA from.
     pub kubeconfig: Option<String>,
-    /// Bearer token; re-read at least once a minute so rotated service-account tokens are used.
+    /// Bearer token; re-read when the file changes, so a rotated service-account token is used
+    /// by the next request.
     pub bearer_token_file: Option<String>,
     /// CA bundle (PEM) the API server's certificate is checked against.
     pub ca_file: Option<String>,
@@ -199,8 +201,7 @@ impl ClientSettings {
 
     /// Builds a client. Must run inside a tokio runtime (see [`runtime`]).
     pub async fn client(&self) -> Result<kube::Client, String> {
-        let config = self.kube_config().await?;
-        kube::Client::try_from(config).map_err(|e| format!("cannot build Kubernetes client: {e}"))
+        build_client(self.kube_config().await?)
     }
 
     /// Checks what can be checked without the network (a config error at start-up).
@@ -223,6 +224,33 @@ impl ClientSettings {
         }
         Ok(())
     }
+}
+
+/// Builds a client from a configuration. A token file (`bearer_token_file`, the
+/// service-account token or a kubeconfig's `tokenFile`) is handled by [`token::TokenLayer`],
+/// which re-reads it when it changes, instead of kube, which re-reads it once a minute.
+pub fn build_client(mut config: kube::Config) -> Result<kube::Client, String> {
+    let a = &mut config.auth_info;
+    // kube's order: auth provider, basic auth, inline token, token file, exec.
+    let uses_file = a.auth_provider.is_none()
+        && !(a.username.is_some() && a.password.is_some())
+        && a.token.is_none();
+    let token = match a.token_file.take() {
+        Some(path) if uses_file => {
+            a.exec = None;
+            Some(token::TokenFile::new(Path::new(&path))?)
+        }
+        other => {
+            a.token_file = other;
+            None
+        }
+    };
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| format!("cannot build Kubernetes client: {e}"))?;
+    Ok(match token {
+        Some(t) => builder.with_layer(&token::TokenLayer(Arc::new(t))).build(),
+        None => builder.build(),
+    })
 }
 
 /// Longer than a watch's server-side timeout plus margin, so only a dead server trips it.

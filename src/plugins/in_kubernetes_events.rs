@@ -1,8 +1,13 @@
-//! `@type kubernetes_events`: one record per core/v1 Event, as Fluent Bit's
+//! `@type kubernetes_events`: one record per Event, as Fluent Bit's
 //! `in_kubernetes_events` emits it (`record_shape bare`, the default: the Event object itself,
 //! for ADDED and MODIFIED), as splunk's watch envelope (`envelope`: `{"type", "object"}`,
 //! DELETED included), or shaped like the OpenTelemetry k8s events receiver (`otel`: flat
 //! `k8s.*` keys, `message`, severity from the event type).
+//!
+//! Events are read from core/v1 (`/api/v1/events`, as Fluent Bit and the OpenTelemetry receiver
+//! do), or with `api_group events.k8s.io` from `/apis/events.k8s.io/v1/events`, whose objects
+//! are converted to the core/v1 form first ([`core_from_events_v1`], the API server's own
+//! conversion), so every shape is the same whichever API is read.
 //!
 //! The time is the event's `eventTime`, else `lastTimestamp`, else `firstTimestamp`, else
 //! `metadata.creationTimestamp`. Events are list+watched per namespace (all by default), or
@@ -38,6 +43,9 @@ struct EventsConfig {
     retention: Option<Time>,
     #[serde(default)]
     record_shape: Shape,
+    /// The API group events are read from: empty (core/v1) or `events.k8s.io`.
+    #[serde(default)]
+    api_group: String,
     /// Server-side timeout of each watch request (reconnected at once after it).
     #[serde(default = "default_watch_timeout")]
     watch_timeout: Time,
@@ -64,6 +72,8 @@ pub struct KubernetesEventsInput {
     settings: ClientSettings,
     tag: String,
     shape: Shape,
+    /// Objects come from events.k8s.io/v1 and are converted to core/v1.
+    events_v1: bool,
     retention: Option<Duration>,
     jobs: Vec<(Job, Option<String>)>,
     storage: LocalStorage,
@@ -73,6 +83,15 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
     let (cfg, settings): (EventsConfig, ClientSettings) =
         crate::kubernetes::configure(elem, ctx, "kubernetes_events")?;
     super::check_section_type(elem, "storage", &["local"])?;
+    let events_v1 = match cfg.api_group.trim().trim_end_matches("/v1") {
+        "" | "core" | "v1" => false,
+        "events.k8s.io" => true,
+        other => {
+            return Err(elem.error(format!(
+                "api_group must be empty (core/v1 Events) or events.k8s.io, but got {other}"
+            )))
+        }
+    };
     let namespaces: Vec<Option<String>> = if cfg.namespaces.is_empty() {
         vec![None]
     } else {
@@ -81,6 +100,9 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
     let mut jobs = Vec::new();
     for ns in namespaces {
         let mut t = Target::core("Event", "events");
+        if events_v1 {
+            t.group = "events.k8s.io".into();
+        }
         t.namespace = ns.clone();
         t.label_selector = cfg.label_selector.clone().filter(|s| !s.is_empty());
         t.field_selector = cfg.field_selector.clone().filter(|s| !s.is_empty());
@@ -101,6 +123,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
         settings,
         tag: cfg.tag,
         shape: cfg.record_shape,
+        events_v1,
         retention: cfg
             .retention
             .map(|t| t.as_duration())
@@ -122,21 +145,67 @@ impl Input for KubernetesEventsInput {
             settings,
             tag,
             shape,
+            events_v1,
             retention,
             jobs,
             mut storage,
         } = *self;
         let router = ctx.router.clone();
         let report = |_: usize, item: Item| {
-            let Item::Change(c) = item else {
+            let Item::Change(mut c) = item else {
                 return;
             };
+            if events_v1 {
+                c.object = core_from_events_v1(c.object);
+            }
             if let Some((time, record)) = shape_event(c, shape, retention, EventTime::now()) {
                 router.emit(&tag, EventStream::one(time, record));
             }
         };
         run_jobs(&settings, jobs, &mut storage, &ctx, &report)
     }
+}
+
+/// An events.k8s.io/v1 Event as the core/v1 Event the API server serves for it (the
+/// conversion in k8s.io/kubernetes pkg/apis/events/v1): `note` → `message`, `regarding` →
+/// `involvedObject`, `deprecatedSource` / `deprecatedFirstTimestamp` /
+/// `deprecatedLastTimestamp` / `deprecatedCount` → `source` / `firstTimestamp` /
+/// `lastTimestamp` / `count`, `reportingController` → `reportingComponent`; `eventTime`,
+/// `series`, `reason`, `type`, `action`, `related`, `reportingInstance` keep their names. Keys
+/// in core/v1 order; unknown ones follow.
+pub fn core_from_events_v1(ev: serde_json::Value) -> serde_json::Value {
+    const ORDER: &[(&str, &str)] = &[
+        ("metadata", "metadata"),
+        ("involvedObject", "regarding"),
+        ("reason", "reason"),
+        ("message", "note"),
+        ("source", "deprecatedSource"),
+        ("firstTimestamp", "deprecatedFirstTimestamp"),
+        ("lastTimestamp", "deprecatedLastTimestamp"),
+        ("count", "deprecatedCount"),
+        ("type", "type"),
+        ("eventTime", "eventTime"),
+        ("series", "series"),
+        ("action", "action"),
+        ("related", "related"),
+        ("reportingComponent", "reportingController"),
+        ("reportingInstance", "reportingInstance"),
+    ];
+    let serde_json::Value::Object(mut m) = ev else {
+        return ev;
+    };
+    let mut out = serde_json::Map::with_capacity(m.len() + 2);
+    out.insert("kind".into(), "Event".into());
+    out.insert("apiVersion".into(), "v1".into());
+    m.remove("kind");
+    m.remove("apiVersion");
+    for (core, v1) in ORDER {
+        if let Some(v) = m.remove(*v1) {
+            out.insert((*core).into(), v);
+        }
+    }
+    out.extend(m);
+    serde_json::Value::Object(out)
 }
 
 /// Parses a Kubernetes timestamp (RFC 3339, `eventTime` has microseconds).
@@ -341,6 +410,54 @@ mod tests {
     }
 
     #[test]
+    fn events_v1_objects_take_the_core_v1_form() {
+        let v1 = serde_json::json!({
+            "kind": "Event", "apiVersion": "events.k8s.io/v1",
+            "metadata": {"name": "web.17a", "namespace": "default", "uid": "u-1"},
+            "eventTime": "2024-05-01T10:00:00.250000Z",
+            "series": {"count": 2, "lastObservedTime": "2024-05-01T10:00:07.500000Z"},
+            "reportingController": "kubelet", "reportingInstance": "node-1",
+            "action": "Pulling", "reason": "Pulling",
+            "regarding": {"kind": "Pod", "name": "web"},
+            "note": "Pulling image", "type": "Normal",
+            "deprecatedSource": {"component": "kubelet", "host": "node-1"},
+            "deprecatedFirstTimestamp": "2024-05-01T10:00:00Z",
+            "deprecatedLastTimestamp": "2024-05-01T10:00:07Z",
+            "deprecatedCount": 2,
+            "futureField": 1
+        });
+        let core = core_from_events_v1(v1);
+        assert_eq!(
+            core.to_string(),
+            serde_json::json!({
+                "kind": "Event", "apiVersion": "v1",
+                "metadata": {"name": "web.17a", "namespace": "default", "uid": "u-1"},
+                "involvedObject": {"kind": "Pod", "name": "web"},
+                "reason": "Pulling",
+                "message": "Pulling image",
+                "source": {"component": "kubelet", "host": "node-1"},
+                "firstTimestamp": "2024-05-01T10:00:00Z",
+                "lastTimestamp": "2024-05-01T10:00:07Z",
+                "count": 2,
+                "type": "Normal",
+                "eventTime": "2024-05-01T10:00:00.250000Z",
+                "series": {"count": 2, "lastObservedTime": "2024-05-01T10:00:07.500000Z"},
+                "action": "Pulling",
+                "reportingComponent": "kubelet",
+                "reportingInstance": "node-1",
+                "futureField": 1
+            })
+            .to_string()
+        );
+        let o = otel_record(&core);
+        assert_eq!(o.get("message"), Some(&Value::str("Pulling image")));
+        assert_eq!(o.get("k8s.object.name"), Some(&Value::str("web")));
+        assert_eq!(o.get("k8s.node.name"), Some(&Value::str("node-1")));
+        assert_eq!(o.get("k8s.event.count"), Some(&Value::Int(2)));
+        assert_eq!(o.get("k8s.event.action"), Some(&Value::str("Pulling")));
+    }
+
+    #[test]
     fn retention_drops_old_events() {
         let now = EventTime::new(1714557605 + 7200, 0);
         let hour = Some(Duration::from_secs(3600));
@@ -366,6 +483,28 @@ mod tests {
             "{}",
             e.message
         );
+        let e = create(
+            &crate::test_util::directive(
+                "<source>\n@type kubernetes_events\nkubernetes_url http://127.0.0.1:1\napi_group apps\n</source>",
+            ),
+            &ctx,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.message.contains("api_group must be empty"),
+            "{}",
+            e.message
+        );
+        for g in ["events.k8s.io", "events.k8s.io/v1", "core"] {
+            assert!(create(
+                &crate::test_util::directive(&format!(
+                    "<source>\n@type kubernetes_events\nkubernetes_url http://127.0.0.1:1\napi_group {g}\n</source>"
+                )),
+                &ctx,
+            )
+            .is_ok());
+        }
         assert!(create(
             &crate::test_util::directive(
                 "<source>\n@type kubernetes_events\nkubernetes_url http://127.0.0.1:1\nnamespaces a, b\ninterval 30s\nrecord_shape otel\n</source>",

@@ -2,7 +2,9 @@
 //!
 //! It keeps objects per resource (`events`, `pods`, `namespaces`, any other plural) with a
 //! global resourceVersion counter and a change history, and answers as the real API does:
-//! - `GET /api/v1/<res>`, `/api/v1/namespaces/<ns>/<res>`: a `<Kind>List` with
+//! - `GET /api/v1/<res>`, `/api/v1/namespaces/<ns>/<res>` (and `/apis/<group>/<version>/...`
+//!   for resources stored as `<group>/<version>/<res>`, e.g. `events.k8s.io/v1/events`): a
+//!   `<Kind>List` with
 //!   `metadata.resourceVersion` (items without `kind`/`apiVersion`), `limit`/`continue` paging,
 //!   `labelSelector` (`k=v`, `k!=v`, `k`, `!k`) and `fieldSelector` (`a.b=v`, `a.b!=v`);
 //! - `GET .../<res>/<name>` and `/api/v1/namespaces/<name>`: one object, or a 404 Status;
@@ -392,6 +394,32 @@ pub fn event(ns: &str, name: &str, reason: &str, message: &str, typ: &str) -> Va
     })
 }
 
+/// An events.k8s.io/v1 Event about a pod, as the API serves it (a series of 3 occurrences),
+/// stored as resource `events.k8s.io/v1/events`.
+pub fn event_v1(ns: &str, name: &str, reason: &str, note: &str, typ: &str) -> Value {
+    let pod = name.split('.').next().unwrap_or(name);
+    json!({
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": "2024-05-01T10:00:00Z"},
+        "eventTime": "2024-05-01T10:00:00.250000Z",
+        "series": {"count": 3, "lastObservedTime": "2024-05-01T10:00:07.500000Z"},
+        "reportingController": "kubelet",
+        "reportingInstance": "node-1",
+        "action": "Pulling",
+        "reason": reason,
+        "regarding": {
+            "kind": "Pod", "namespace": ns, "name": pod,
+            "uid": format!("pod-uid-{pod}"), "apiVersion": "v1", "resourceVersion": "42",
+            "fieldPath": "spec.containers{app}"
+        },
+        "note": note,
+        "type": typ,
+        "deprecatedSource": {"component": "kubelet", "host": "node-1"},
+        "deprecatedFirstTimestamp": "2024-05-01T10:00:00Z",
+        "deprecatedLastTimestamp": "2024-05-01T10:00:07Z",
+        "deprecatedCount": 3
+    })
+}
+
 /// A running pod with one container per `(name, image)` on `node`.
 pub fn pod(ns: &str, name: &str, node: &str, labels: Value, containers: &[(&str, &str)]) -> Value {
     let specs: Vec<Value> = containers
@@ -628,7 +656,16 @@ fn respond(w: &mut Box<dyn Conn>, code: u16, body: &str) {
     let _ = w.flush();
 }
 
+/// `apiVersion` of a resource key: `v1`, or `<group>/<version>` for `<group>/<version>/<res>`.
+fn api_version_of(res: &str) -> String {
+    match res.rsplit_once('/') {
+        Some((gv, _)) => gv.to_string(),
+        None => "v1".into(),
+    }
+}
+
 fn kind_of(res: &str) -> String {
+    let res = res.rsplit('/').next().unwrap_or(res);
     match res {
         "events" => "Event".into(),
         "pods" => "Pod".into(),
@@ -651,17 +688,26 @@ fn cluster_scoped(res: &str) -> bool {
     matches!(res, "namespaces" | "nodes")
 }
 
-/// (resource, namespace filter, name) from `/api/v1/...`.
+/// (resource, namespace filter, name) from `/api/v1/...` or `/apis/<group>/<version>/...` (the
+/// resource then named `<group>/<version>/<res>`).
 fn route(path: &str) -> Option<(String, Option<String>, Option<String>)> {
-    let rest = path.strip_prefix("/api/v1/")?;
+    let (prefix, rest) = match path.strip_prefix("/api/v1/") {
+        Some(rest) => (String::new(), rest),
+        None => {
+            let mut it = path.strip_prefix("/apis/")?.splitn(3, '/');
+            let (g, v, rest) = (it.next()?, it.next()?, it.next()?);
+            (format!("{g}/{v}/"), rest)
+        }
+    };
     let seg: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let s = |i: usize| seg[i].to_string();
+    let r = |i: usize| format!("{prefix}{}", seg[i]);
     Some(match seg.len() {
-        1 => (s(0), None, None),
-        2 if seg[0] == "namespaces" => ("namespaces".into(), None, Some(s(1))),
-        2 if cluster_scoped(seg[0]) => (s(0), None, Some(s(1))),
-        3 if seg[0] == "namespaces" => (s(2), Some(s(1)), None),
-        4 if seg[0] == "namespaces" => (s(2), Some(s(1)), Some(s(3))),
+        1 => (r(0), None, None),
+        2 if prefix.is_empty() && seg[0] == "namespaces" => ("namespaces".into(), None, Some(s(1))),
+        2 if cluster_scoped(seg[0]) => (r(0), None, Some(s(1))),
+        3 if seg[0] == "namespaces" => (r(2), Some(s(1)), None),
+        4 if seg[0] == "namespaces" => (r(2), Some(s(1)), Some(s(3))),
         _ => return None,
     })
 }
@@ -779,7 +825,7 @@ fn handle(w: &mut Box<dyn Conn>, req: &Request, sh: &Shared) -> bool {
     if end < all.len() {
         meta["continue"] = json!(end.to_string());
     }
-    let body = json!({"kind": format!("{}List", kind_of(&res)), "apiVersion": "v1",
+    let body = json!({"kind": format!("{}List", kind_of(&res)), "apiVersion": api_version_of(&res),
                       "metadata": meta, "items": items})
     .to_string();
     drop(st);
@@ -791,7 +837,7 @@ fn add_types(o: &mut Value, res: &str) {
     if let Some(m) = o.as_object_mut() {
         let mut out = serde_json::Map::new();
         out.insert("kind".into(), json!(kind_of(res)));
-        out.insert("apiVersion".into(), json!("v1"));
+        out.insert("apiVersion".into(), json!(api_version_of(res)));
         for (k, v) in std::mem::take(m) {
             out.insert(k, v);
         }
@@ -905,7 +951,7 @@ fn watch(
                         if bookmarks {
                             out.push(
                                 json!({"type": "BOOKMARK", "object": {
-                                    "kind": kind_of(res), "apiVersion": "v1",
+                                    "kind": kind_of(res), "apiVersion": api_version_of(res),
                                     "metadata": {"resourceVersion": st.rv.to_string()}}})
                                 .to_string(),
                             );

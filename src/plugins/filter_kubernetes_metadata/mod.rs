@@ -1079,8 +1079,7 @@ fn connect(settings: &ClientSettings) -> Result<(kube::Client, String), String> 
                         config.cluster_url.to_string().trim_end_matches('/')
                     ),
                 };
-                let client = kube::Client::try_from(config)
-                    .map_err(|e| format!("cannot build Kubernetes client: {e}"))?;
+                let client = crate::kubernetes::build_client(config)?;
                 Ok((client, url))
             })
         })
