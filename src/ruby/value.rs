@@ -669,15 +669,14 @@ pub fn str_to_int<'a>(s: &[u8], radix: u32) -> Option<V<'a>> {
     {
         i += 2;
     }
+    let start = i;
     let mut v: i64 = 0;
-    let mut digits: Vec<u8> = Vec::new();
     let mut overflow = false;
     let mut prev_digit = false;
     while i < s.len() {
         let c = s[i];
         match (c as char).to_digit(radix) {
             Some(d) => {
-                digits.push(c);
                 if !overflow {
                     match v
                         .checked_mul(radix as i64)
@@ -697,6 +696,8 @@ pub fn str_to_int<'a>(s: &[u8], radix: u32) -> Option<V<'a>> {
     if !overflow {
         return Some(V::Int(if neg { -v } else { v }));
     }
+    // Beyond 64 bits (rare): the digits again, into a BigInt.
+    let digits: Vec<u8> = s[start..i].iter().copied().filter(|c| *c != b'_').collect();
     if digits.len() as f64 * (radix as f64).log2() > MAX_INT_BITS as f64 {
         return None;
     }
