@@ -151,6 +151,8 @@ fn bignums_as_ruby() {
     assert_eq!(ev("{2 ** 64 => 1}[2 ** 64]"), "1");
     assert_eq!(ev("(2 ** 64).to_s(16)"), "\"10000000000000000\"");
     assert_eq!(ev("1e20.to_i"), "100000000000000000000");
+    assert_eq!(ev("0 ** 4294967296"), "0");
+    assert_eq!(ev("(-1) ** (2 ** 64 + 1)"), "-1");
     assert_eq!(
         ev("2 ** -1"),
         "!NotImplementedError: Integer ** negative Integer makes a Rational, which embedded Ruby does not support"
@@ -412,6 +414,23 @@ fn odd_inputs_never_panic() {
         "2 ** -2",
         "0 ** -1",
         "0.0 ** -1",
+        "0 ** 4294967296",
+        "(-1) ** (2 ** 64)",
+        "2 ** (2 ** 64)",
+        "(2 ** 64).round(-10**12)",
+        "(2 ** 64) << (2 ** 64)",
+        "(2 ** 64) >> (2 ** 64)",
+        "(2 ** 64).pow(2, 0)",
+        "(2 ** 64).digits",
+        "Integer('1' * 100, 2)",
+        "(2 ** 64).to_s(1)",
+        "[].each.next",
+        "[1].each_slice(0).to_a",
+        "loop.next",
+        "e = [1].each; e.next; e.peek",
+        "[1, 2].each.with_index('a').to_a",
+        "[1, 2].each.with_object.to_a",
+        "3.times.with_index(2 ** 64).to_a",
         "10.divmod(0)",
         "10.0.divmod(0)",
         "'%c' % 0x110000",

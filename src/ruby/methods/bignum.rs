@@ -68,8 +68,17 @@ pub fn pow<'a>(it: &mut Interp<'a, '_>, a: &BigInt, e: &V<'a>) -> R<'a> {
             "Integer ** negative Integer makes a Rational, which embedded Ruby does not support",
         );
     }
+    // 0, 1 and -1 stay small for any exponent (which need not fit `u32`).
+    if a.magnitude() <= &num_bigint::BigUint::from(1u8) {
+        return Ok(if e == 0 {
+            V::Int(1)
+        } else if a.is_negative() && e % 2 == 1 {
+            V::Int(-1)
+        } else {
+            int_v(a.abs())
+        });
+    }
     let est = match a.abs().to_f64() {
-        Some(m) if m <= 1.0 => 1,
         Some(m) if m.is_finite() => (m.log2() * e as f64).ceil() as u64 + 1,
         _ => bits(a).saturating_mul(e as u64),
     };
@@ -226,7 +235,12 @@ pub fn call<'a>(
             if *d >= 0 {
                 Ok(int_v(a))
             } else {
-                let m = BigInt::from(10).pow(d.unsigned_abs().min(1 << 20) as u32);
+                // 10**|d| has about 3.33 bits per digit.
+                let digits = d.unsigned_abs();
+                if let Err(err) = charge_bits(it, digits.saturating_mul(10) / 3 + 1) {
+                    return Some(Err(err));
+                }
+                let m = BigInt::from(10).pow(digits as u32);
                 let (q, r) = a.div_mod_floor(&m);
                 let down = &q * &m;
                 Ok(int_v(match name {
