@@ -26,6 +26,8 @@ pub enum K {
     False,
     SelfObj,
     Int(i64),
+    /// An Integer literal beyond 64 bits.
+    Big(num_bigint::BigInt),
     Float(f64),
     Str(Vec<u8>),
     DStr(Vec<Node>),
@@ -122,6 +124,9 @@ pub enum BlockBody {
     Code(Node),
     /// `&:sym`: call the method on the yielded value.
     Symbol(String),
+    /// A block made by the evaluator itself (never compiled): `Interp::natives[i]` decides
+    /// what a yield does. Enumerators use it to see what a method yields.
+    Native(usize),
 }
 
 #[derive(Debug)]
@@ -247,6 +252,7 @@ pub fn const_class(name: &str) -> Option<Class> {
         "MatchData" => Class::MatchData,
         "Math" => Class::Math,
         "Process" => Class::Process,
+        "Enumerator" => Class::Enumerator,
         _ => {
             let e = EXCEPTIONS.iter().find(|e| **e == name)?;
             Class::Exception(e)
@@ -547,7 +553,12 @@ impl Compiler {
                 };
                 match i64::from_str_radix(&body, radix) {
                     Ok(v) => mk(K::Int(if neg { -v } else { v })),
-                    Err(_) => err("Integer literal out of the 64-bit range", at),
+                    Err(_) => match num_bigint::BigInt::parse_bytes(body.as_bytes(), radix) {
+                        Some(b) if b.bits() <= super::value::MAX_INT_BITS => {
+                            mk(K::Big(if neg { -b } else { b }))
+                        }
+                        _ => err("Integer literal too large", at),
+                    },
                 }
             }
             P::Float(f) => match f.value.replace('_', "").parse::<f64>() {

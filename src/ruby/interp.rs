@@ -22,6 +22,14 @@ pub enum Ctl<'a> {
 
 pub type R<'a> = Result<V<'a>, Ctl<'a>>;
 
+/// What a native block does when yielded to.
+pub enum Native<'a> {
+    /// Records the values yielded; answers nil.
+    Collect(Vec<Vec<V<'a>>>),
+    /// Answers the given values in turn (then nil).
+    Replay(std::collections::VecDeque<V<'a>>),
+}
+
 pub fn raise<'a, T>(class: &str, msg: impl Into<String>) -> Result<T, Ctl<'a>> {
     Err(Ctl::Raise(
         Rc::new(Exc {
@@ -56,6 +64,7 @@ pub struct Interp<'a, 'h> {
     pub last_match: Option<Rc<MatchData>>,
     pub ivars: Vec<(String, V<'a>)>,
     pub last_error: Option<Rc<Exc>>,
+    pub natives: Vec<Native<'a>>,
 }
 
 impl<'a, 'h> Interp<'a, 'h> {
@@ -70,6 +79,7 @@ impl<'a, 'h> Interp<'a, 'h> {
             last_match: None,
             ivars: Vec::new(),
             last_error: None,
+            natives: Vec::new(),
         }
     }
 
@@ -116,6 +126,7 @@ impl<'a, 'h> Interp<'a, 'h> {
             K::False => V::Bool(false),
             K::SelfObj => V::Nil,
             K::Int(i) => V::Int(*i),
+            K::Big(b) => methods::bignum::from_big(b),
             K::Float(f) => V::Float(*f),
             K::Str(s) => V::str(s.clone()),
             K::DStr(parts) => V::str(self.interpolate(parts)?),
@@ -536,6 +547,18 @@ impl<'a, 'h> Interp<'a, 'h> {
                 let recv = it.next().unwrap_or(V::Nil);
                 self.send(recv, name, it.collect(), None, NO_AT)
             }
+            BlockBody::Native(k) => {
+                self.step(NO_AT)?;
+                self.charge(16 * args.len().max(1))?;
+                match self.natives.get_mut(*k) {
+                    Some(Native::Collect(seen)) => {
+                        seen.push(args);
+                        Ok(V::Nil)
+                    }
+                    Some(Native::Replay(q)) => Ok(q.pop_front().unwrap_or(V::Nil)),
+                    None => Ok(V::Nil),
+                }
+            }
             BlockBody::Code(body) => {
                 let spread =
                     blk.params.len() > 1 || matches!(blk.params.first(), Some(Param::Splat(_)));
@@ -588,6 +611,25 @@ impl<'a, 'h> Interp<'a, 'h> {
                 }
             }
         }
+    }
+
+    /// Runs `f` with a native block doing `native`; gives back `f`'s result and the native's
+    /// final state.
+    pub fn with_native(
+        &mut self,
+        native: Native<'a>,
+        f: impl FnOnce(&mut Self, &Block) -> R<'a>,
+    ) -> (R<'a>, Option<Native<'a>>) {
+        let k = self.natives.len();
+        self.natives.push(native);
+        let blk = Block {
+            params: Vec::new(),
+            body: BlockBody::Native(k),
+        };
+        let r = f(self, &blk);
+        self.natives.truncate(k + 1);
+        let n = self.natives.pop();
+        (r, n)
     }
 
     /// `to_s` through the evaluator (for interpolation of any value).

@@ -107,11 +107,158 @@ fn budgets_stop_runaway_code() {
     assert!(ev("'a' * 1_000_000_000").starts_with("!abort: memory budget"));
     assert!(ev("s = 'ab'; 40.times { s = s + s }; s.size").starts_with("!abort: memory budget"));
     assert!(ev("(1..10**12).to_a").starts_with("!abort"));
-    assert!(ev("2 ** 100").starts_with("!RangeError"));
+    // Integers grow past 64 bits, but not without bound: checked before being built.
+    assert!(ev("2 ** 100000000").starts_with("!abort: memory budget"));
+    assert!(ev("1 << 10_000_000").starts_with("!abort: memory budget"));
+    assert!(ev("('9' * 1_000_000).to_i").starts_with("!abort: memory budget"));
+    assert!(ev("Integer('9' * 1_000_000)").starts_with("!abort: memory budget"));
+    assert!(ev("x = 3; loop { x *= x }").starts_with("!abort: memory budget"));
+    assert!(ev("x = 1; loop { x *= 3 }").starts_with("!abort"));
+    assert!(ev("(2 ** 64).times { }").starts_with("!abort: step budget"));
+    assert!(ev("loop.to_a").starts_with("!abort: step budget"));
+    assert!(ev("loop.map { 1 }").starts_with("!abort: step budget"));
     let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
     assert!(ev(&deep).starts_with("compile error: Ruby expression nested too deeply"));
     assert!(ev("def f; f; end; f").starts_with("compile error"));
     assert!(ev("->(x) { x }").starts_with("compile error"));
+}
+
+/// Integers beyond 64 bits; expected values from Ruby 3.1.
+#[test]
+fn bignums_as_ruby() {
+    assert_eq!(ev("2 ** 100"), "1267650600228229401496703205376");
+    assert_eq!(ev("(2 ** 100).class"), "Integer");
+    assert_eq!(ev("9223372036854775807 + 1"), "9223372036854775808");
+    assert_eq!(ev("(2 ** 64 + 5) - 2 ** 64"), "5");
+    assert_eq!(ev("(2 ** 64 + 5 - 2 ** 64).class"), "Integer");
+    assert_eq!(ev("(-(2 ** 70)).divmod(7)"), "[-168655945816773043347, 5]");
+    assert_eq!(ev("(2 ** 70) % -3"), "-2");
+    assert_eq!(ev("-(2 ** 64) >> 3"), "-2305843009213693952");
+    assert_eq!(ev("~(2 ** 64)"), "-18446744073709551617");
+    assert_eq!(ev("(2 ** 64) == 2.0 ** 64"), "true");
+    assert_eq!(ev("9007199254740993 == 9007199254740992.0"), "false");
+    assert_eq!(ev("(2 ** 64) < 0.0 / 0"), "false");
+    assert_eq!(ev("(2 ** 3000).to_f"), "Infinity");
+    assert_eq!(
+        ev("123456789012345678901234567890"),
+        "123456789012345678901234567890"
+    );
+    assert_eq!(ev("0xffffffffffffffffffff"), "1208925819614629174706175");
+    assert_eq!(
+        ev("'123456789012345678901234567890'.to_i + 1"),
+        "123456789012345678901234567891"
+    );
+    assert_eq!(ev("{2 ** 64 => 1}[2 ** 64]"), "1");
+    assert_eq!(ev("(2 ** 64).to_s(16)"), "\"10000000000000000\"");
+    assert_eq!(ev("1e20.to_i"), "100000000000000000000");
+    assert_eq!(ev("0 ** 4294967296"), "0");
+    assert_eq!(ev("(-1) ** (2 ** 64 + 1)"), "-1");
+    assert_eq!(
+        ev("2 ** -1"),
+        "!NotImplementedError: Integer ** negative Integer makes a Rational, which embedded Ruby does not support"
+    );
+    assert_eq!(ev("(2 ** 64) / 0"), "!ZeroDivisionError: divided by 0");
+    assert_eq!(
+        ev("'a' * 2 ** 64"),
+        "!RangeError: bignum too big to convert into `long'"
+    );
+    assert_eq!(
+        ev("(2 ** 64) < 'a'"),
+        "!ArgumentError: comparison of Integer with String failed"
+    );
+    // As an event value: up to 64 unsigned bits an integer, beyond that its digits.
+    let p = Program::compile("2 ** 64 - 1", &[]).unwrap();
+    assert_eq!(
+        p.run_value(&host(), &[], Budget::EVENT).unwrap(),
+        crate::event::Value::UInt(u64::MAX)
+    );
+    let p = Program::compile("2 ** 64", &[]).unwrap();
+    assert_eq!(
+        p.run_value(&host(), &[], Budget::EVENT).unwrap(),
+        crate::event::Value::BigInt("18446744073709551616".into())
+    );
+}
+
+/// Iterators without a block give Enumerators; expected values from Ruby 3.1.
+#[test]
+fn enumerators_as_ruby() {
+    assert_eq!(ev("[1, 2].each"), "#<Enumerator: [1, 2]:each>");
+    assert_eq!(
+        ev("[1, 2].each.with_index(1)"),
+        "#<Enumerator: #<Enumerator: [1, 2]:each>:with_index(1)>"
+    );
+    assert_eq!(
+        ev("[1, 2, 3].each_slice(2)"),
+        "#<Enumerator: [1, 2, 3]:each_slice(2)>"
+    );
+    assert_eq!(ev("loop"), "#<Enumerator: main:loop>");
+    assert_eq!(ev("[1, 2].each.class"), "Enumerator");
+    assert_eq!(ev("Enumerator === [1, 2].each"), "true");
+    assert_eq!(
+        ev("[1, 2].map.with_index(1).map { |x, i| x * i }"),
+        "[1, 4]"
+    );
+    assert_eq!(ev("[1, 2].map.with_index { |x, i| x * i }"), "[0, 2]");
+    assert_eq!(ev("[1, 2].map.each_with_index { |x, i| x * i }"), "[0, 2]");
+    assert_eq!(
+        ev("[1, 2, 3].take_while.with_index { |x, i| i < 2 }"),
+        "[1, 2]"
+    );
+    assert_eq!(
+        ev("[1, 2, 3].drop_while.with_index { |x, i| i < 1 }"),
+        "[2, 3]"
+    );
+    assert_eq!(ev("[1, 2, 3].take_while.to_a"), "[1]");
+    assert_eq!(ev("[5, 6, 7].find.with_index { |x, i| i == 1 }"), "6");
+    // find stops at its answer: the block never sees the third element.
+    assert_eq!(ev("[5, 6, nil].find.with_index { |x, i| x + 1 > 6 }"), "6");
+    assert_eq!(
+        ev("[5, 6, 7].each_slice(2).with_index(1).map { |s, i| s.sum * i }"),
+        "[11, 14]"
+    );
+    assert_eq!(
+        ev("loop.with_index { |_, i| break i * 10 if i == 3 }"),
+        "30"
+    );
+    assert_eq!(ev("e = [1, 2].map; e.next; e.peek"), "2");
+    assert_eq!(ev("e = [1].each; e.next; e.rewind; e.next"), "1");
+    assert_eq!(
+        ev("e = [1].each; e.next; e.next"),
+        "!StopIteration: iteration reached an end"
+    );
+    assert_eq!(
+        ev("e = [1, 2, 3].each; a = []; loop { a << e.next }; a"),
+        "[1, 2, 3]"
+    );
+    assert_eq!(
+        ev("[1, 2].each.keys"),
+        "!NoMethodError: undefined method `keys' for #<Enumerator: [1, 2]:each>"
+    );
+    assert_eq!(ev("{a: 1}.each_with_index.to_a"), "[[[:a, 1], 0]]");
+    assert_eq!(
+        ev("[3, 1, 2].each_with_index.sort_by { |x, i| x }.map(&:last)"),
+        "[1, 2, 0]"
+    );
+    assert_eq!(
+        ev("'a-b'.each_char.select { |c| c != '-' }"),
+        "[\"a\", \"b\"]"
+    );
+    assert_eq!(
+        ev("[1, 2, 3].each_with_index.with_object([]) { |(x, i), acc| acc << x * i }"),
+        "[0, 2, 6]"
+    );
+    assert_eq!(ev("3.times.each_slice(2).to_a"), "[[0, 1], [2]]");
+    assert_eq!(ev("[1, 2].each.size"), "2");
+    assert_eq!(ev("[1, 2].find.size"), "nil");
+    assert_eq!(ev("loop.size"), "Infinity");
+    assert_eq!(
+        ev("[1, 2].each.with_index.with_index.to_a"),
+        "[[[1, 0], 0], [[2, 1], 1]]"
+    );
+    assert_eq!(
+        ev("[1, 2].with_index"),
+        "!NoMethodError: undefined method `with_index' for [1, 2]:Array"
+    );
 }
 
 /// The config values of the Kubernetes examples, with a pod's environment; expected
@@ -267,6 +414,23 @@ fn odd_inputs_never_panic() {
         "2 ** -2",
         "0 ** -1",
         "0.0 ** -1",
+        "0 ** 4294967296",
+        "(-1) ** (2 ** 64)",
+        "2 ** (2 ** 64)",
+        "(2 ** 64).round(-10**12)",
+        "(2 ** 64) << (2 ** 64)",
+        "(2 ** 64) >> (2 ** 64)",
+        "(2 ** 64).pow(2, 0)",
+        "(2 ** 64).digits",
+        "Integer('1' * 100, 2)",
+        "(2 ** 64).to_s(1)",
+        "[].each.next",
+        "[1].each_slice(0).to_a",
+        "loop.next",
+        "e = [1].each; e.next; e.peek",
+        "[1, 2].each.with_index('a').to_a",
+        "[1, 2].each.with_object.to_a",
+        "3.times.with_index(2 ** 64).to_a",
         "10.divmod(0)",
         "10.0.divmod(0)",
         "'%c' % 0x110000",

@@ -1,8 +1,12 @@
 //! Ruby values during one evaluation. Record data is borrowed (`Rec`, `RArr`) until a method
 //! needs an owned copy, so reading `record["a"]["b"]` copies only the string it returns.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::cmp::Ordering;
 use std::rc::Rc;
+
+use num_bigint::BigInt;
+use num_traits::{FromPrimitive, ToPrimitive, Zero};
 
 use crate::event::{EventTime, Record, Value};
 use crate::timefmt::TimeZoneSpec;
@@ -72,6 +76,7 @@ pub enum Class {
     MatchData,
     Math,
     Process,
+    Enumerator,
     Exception(&'static str),
 }
 
@@ -169,6 +174,18 @@ pub fn exception_ancestors(class: &str) -> &'static [&'static str] {
     }
 }
 
+/// An Enumerator: `recv.meth(*args)` not yet given a block (`loop` has no receiver: `recv` is
+/// nil). What it yields is computed when it is used (see `methods::enumerator`).
+#[derive(Debug)]
+pub struct Enumer<'a> {
+    pub recv: V<'a>,
+    pub meth: String,
+    pub args: Vec<V<'a>>,
+    /// `next`'s position in `buf`, the packed values computed at the first `next`/`peek`.
+    pub pos: Cell<usize>,
+    pub buf: RefCell<Option<Rc<Vec<V<'a>>>>>,
+}
+
 /// A Ruby `Time`: an instant and the zone it shows itself in.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Time {
@@ -181,6 +198,8 @@ pub enum V<'a> {
     Nil,
     Bool(bool),
     Int(i64),
+    /// An Integer beyond 64 bits (never one that fits an `Int`: see [`int_v`]).
+    Big(Rc<BigInt>),
     Float(f64),
     Str(RStr),
     Sym(Rc<str>),
@@ -199,6 +218,7 @@ pub enum V<'a> {
     IpAddr(Rc<std::net::IpAddr>, u8),
     Class(Class),
     Exception(Rc<Exc>),
+    Enum(Rc<Enumer<'a>>),
     /// `use_nil` / `use_default` in a config value.
     UseNil,
     UseDefault,
@@ -227,8 +247,11 @@ impl<'a> V<'a> {
             Value::Nil => V::Nil,
             Value::Bool(b) => V::Bool(*b),
             Value::Int(i) => V::Int(*i),
-            Value::UInt(u) => V::Float(*u as f64),
-            Value::BigInt(d) => V::Float(d.parse().unwrap_or(0.0)),
+            Value::UInt(u) => int_v(BigInt::from(*u)),
+            Value::BigInt(d) => match BigInt::parse_bytes(d.as_bytes(), 10) {
+                Some(b) => int_v(b),
+                None => V::Float(d.parse().unwrap_or(0.0)),
+            },
             Value::Float(f) => V::Float(*f),
             Value::Str(s) | Value::Bin(s) => V::str(s.clone()),
             Value::Array(a) => V::RArr(a),
@@ -257,7 +280,7 @@ impl<'a> V<'a> {
             V::Nil | V::UseNil | V::UseDefault => "NilClass".into(),
             V::Bool(true) => "TrueClass".into(),
             V::Bool(false) => "FalseClass".into(),
-            V::Int(_) => "Integer".into(),
+            V::Int(_) | V::Big(_) => "Integer".into(),
             V::Float(_) => "Float".into(),
             V::Str(_) => "String".into(),
             V::Sym(_) => "Symbol".into(),
@@ -275,6 +298,7 @@ impl<'a> V<'a> {
             }
             V::Class(_) => "Class".into(),
             V::Exception(e) => e.class.clone(),
+            V::Enum(_) => "Enumerator".into(),
         }
     }
 
@@ -286,6 +310,15 @@ impl<'a> V<'a> {
             V::Class(c) => class_const_name(*c).to_string(),
             V::Exception(_) | V::Time(_) | V::IpAddr(..) | V::Match(_) => {
                 format!("an instance of {}", self.class_name())
+            }
+            // An inspect that starts with `#` is shown without the class.
+            V::Enum(_) => {
+                let s = String::from_utf8_lossy(&inspect(self)).into_owned();
+                if s.len() > 65 {
+                    "an instance of Enumerator".into()
+                } else {
+                    s
+                }
             }
             other => {
                 let s = String::from_utf8_lossy(&inspect(other)).into_owned();
@@ -322,6 +355,7 @@ pub fn class_const_name(c: Class) -> &'static str {
         Class::MatchData => "MatchData",
         Class::Math => "Math",
         Class::Process => "Process",
+        Class::Enumerator => "Enumerator",
         Class::Exception(n) => n,
     }
 }
@@ -331,7 +365,7 @@ pub fn eql(a: &V<'_>, b: &V<'_>) -> bool {
     match (a, b) {
         (V::Int(x), V::Int(y)) => x == y,
         (V::Float(x), V::Float(y)) => x == y,
-        (V::Int(_), V::Float(_)) | (V::Float(_), V::Int(_)) => false,
+        (V::Int(_) | V::Big(_), V::Float(_)) | (V::Float(_), V::Int(_) | V::Big(_)) => false,
         _ => equal(a, b),
     }
 }
@@ -343,7 +377,9 @@ pub fn equal(a: &V<'_>, b: &V<'_>) -> bool {
         (V::Bool(x), V::Bool(y)) => x == y,
         (V::Int(x), V::Int(y)) => x == y,
         (V::Float(x), V::Float(y)) => x == y,
-        (V::Int(x), V::Float(y)) | (V::Float(y), V::Int(x)) => (*x as f64) == *y,
+        (V::Int(_) | V::Big(_), V::Float(y)) => int_cmp_float(a, *y) == Some(Ordering::Equal),
+        (V::Float(x), V::Int(_) | V::Big(_)) => int_cmp_float(b, *x) == Some(Ordering::Equal),
+        (V::Big(x), V::Big(y)) => x == y,
         (V::Str(x), V::Str(y)) => Rc::ptr_eq(x, y) || *x.borrow() == *y.borrow(),
         (V::Sym(x), V::Sym(y)) => x == y,
         (V::Time(x), V::Time(y)) => x.t == y.t,
@@ -351,6 +387,9 @@ pub fn equal(a: &V<'_>, b: &V<'_>) -> bool {
         (V::Range(x), V::Range(y)) => x.2 == y.2 && equal(&x.0, &y.0) && equal(&x.1, &y.1),
         (V::Regexp(x), V::Regexp(y)) => x.source == y.source && x.flags == y.flags,
         (V::IpAddr(x, m), V::IpAddr(y, n)) => x == y && m == n,
+        (V::Enum(x), V::Enum(y)) => {
+            std::ptr::eq(Rc::as_ptr(x).cast::<u8>(), Rc::as_ptr(y).cast::<u8>())
+        }
         (V::Array(_) | V::RArr(_), V::Array(_) | V::RArr(_)) => {
             let (x, y) = (list(a), list(b));
             x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| equal(p, q))
@@ -406,6 +445,7 @@ pub fn write_to_s(out: &mut Vec<u8>, v: &V<'_>) {
         V::Str(s) => out.extend_from_slice(&s.borrow()),
         V::Sym(s) => out.extend_from_slice(s.as_bytes()),
         V::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        V::Big(b) => out.extend_from_slice(b.to_string().as_bytes()),
         V::Float(f) => write_float(out, *f),
         V::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         V::Time(t) => out.extend_from_slice(super::methods::time::to_s(t).as_bytes()),
@@ -494,6 +534,26 @@ pub fn write_inspect(out: &mut Vec<u8>, v: &V<'_>) {
         ),
         V::Exception(e) => out.extend_from_slice(format!("#<{}: {}>", e.class, e.msg).as_bytes()),
         V::Match(m) => out.extend_from_slice(m.inspect().as_bytes()),
+        V::Enum(e) => {
+            out.extend_from_slice(b"#<Enumerator: ");
+            match (&e.recv, e.meth.as_str()) {
+                (V::Nil, "loop") => out.extend_from_slice(b"main"),
+                (r, _) => write_inspect(out, r),
+            }
+            out.push(b':');
+            out.extend_from_slice(e.meth.as_bytes());
+            if !e.args.is_empty() {
+                out.push(b'(');
+                for (i, a) in e.args.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    write_inspect(out, a);
+                }
+                out.push(b')');
+            }
+            out.push(b'>');
+        }
         other => write_to_s(out, other),
     }
 }
@@ -539,6 +599,10 @@ pub fn to_event(v: &V<'_>) -> Value {
         V::Nil | V::UseNil | V::UseDefault => Value::Nil,
         V::Bool(b) => Value::Bool(*b),
         V::Int(i) => Value::Int(*i),
+        V::Big(b) => match b.to_u64() {
+            Some(u) => Value::UInt(u),
+            None => Value::BigInt(b.to_string()),
+        },
         V::Float(f) => Value::Float(*f),
         V::Str(s) => Value::Str(s.borrow().clone()),
         V::Rec(r) => Value::Map((*r).clone()),
@@ -567,12 +631,31 @@ pub fn into_event(v: V<'_>) -> Value {
     }
 }
 
-/// Ruby's `String#to_i` (base 10).
+/// The largest Integer built, in bits (about 78,900 decimal digits). Printing or parsing an
+/// Integer costs time quadratic in its size, so the limit is far below what the byte budget
+/// alone would allow; a larger one stops the evaluation as the memory budget does.
+pub const MAX_INT_BITS: u64 = 1 << 18;
+
+/// Ruby's `String#to_i` (base 10), saturated to 64 bits.
 pub fn str_to_i(s: &[u8]) -> i64 {
-    str_to_i_radix(s, 10).unwrap_or(0)
+    match str_to_int(s, 10) {
+        Some(V::Int(i)) => i,
+        Some(V::Big(b)) if b.sign() == num_bigint::Sign::Minus => i64::MIN,
+        _ => i64::MAX,
+    }
 }
 
+/// `String#to_i(radix)` when the result fits 64 bits; `None` when it does not.
 pub fn str_to_i_radix(s: &[u8], radix: u32) -> Option<i64> {
+    match str_to_int(s, radix) {
+        Some(V::Int(i)) => Some(i),
+        _ => None,
+    }
+}
+
+/// Ruby's `String#to_i(radix)`: the leading digits (with `_` between them), any size; `None`
+/// when the Integer would exceed [`MAX_INT_BITS`].
+pub fn str_to_int<'a>(s: &[u8], radix: u32) -> Option<V<'a>> {
     let mut i = 0;
     while i < s.len() && s[i].is_ascii_whitespace() {
         i += 1;
@@ -586,13 +669,23 @@ pub fn str_to_i_radix(s: &[u8], radix: u32) -> Option<i64> {
     {
         i += 2;
     }
+    let start = i;
     let mut v: i64 = 0;
+    let mut overflow = false;
     let mut prev_digit = false;
     while i < s.len() {
         let c = s[i];
         match (c as char).to_digit(radix) {
             Some(d) => {
-                v = v.saturating_mul(radix as i64).saturating_add(d as i64);
+                if !overflow {
+                    match v
+                        .checked_mul(radix as i64)
+                        .and_then(|x| x.checked_add(d as i64))
+                    {
+                        Some(x) => v = x,
+                        None => overflow = true,
+                    }
+                }
                 prev_digit = true;
             }
             None if c == b'_' && prev_digit => prev_digit = false,
@@ -600,7 +693,83 @@ pub fn str_to_i_radix(s: &[u8], radix: u32) -> Option<i64> {
         }
         i += 1;
     }
-    Some(if neg { -v } else { v })
+    if !overflow {
+        return Some(V::Int(if neg { -v } else { v }));
+    }
+    // Beyond 64 bits (rare): the digits again, into a BigInt.
+    let digits: Vec<u8> = s[start..i].iter().copied().filter(|c| *c != b'_').collect();
+    if digits.len() as f64 * (radix as f64).log2() > MAX_INT_BITS as f64 {
+        return None;
+    }
+    Some(match BigInt::parse_bytes(&digits, radix) {
+        Some(b) => int_v(if neg { -b } else { b }),
+        None => V::Int(0),
+    })
+}
+
+/// An Integer value: an `Int` when it fits 64 bits, else a `Big`.
+pub fn int_v<'a>(b: BigInt) -> V<'a> {
+    match b.to_i64() {
+        Some(i) => V::Int(i),
+        None => V::Big(Rc::new(b)),
+    }
+}
+
+/// An Integer value as a BigInt (`None` for other values).
+pub fn big_of(v: &V<'_>) -> Option<BigInt> {
+    match v {
+        V::Int(i) => Some(BigInt::from(*i)),
+        V::Big(b) => Some((**b).clone()),
+        _ => None,
+    }
+}
+
+/// An Integer's value as a Float (beyond the Float range: an infinity, as Ruby gives).
+pub fn int_to_f(v: &V<'_>) -> f64 {
+    match v {
+        V::Int(i) => *i as f64,
+        V::Big(b) => b
+            .to_f64()
+            .unwrap_or(if b.sign() == num_bigint::Sign::Minus {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }),
+        _ => 0.0,
+    }
+}
+
+/// Compares an Integer with a Float exactly, as Ruby does (`2**53 + 1 > 2.0**53`); `None`
+/// for NaN.
+pub fn int_cmp_float(v: &V<'_>, f: f64) -> Option<Ordering> {
+    if f.is_nan() {
+        return None;
+    }
+    if f.is_infinite() {
+        return Some(if f > 0.0 {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        });
+    }
+    if let V::Int(i) = v {
+        if i.unsigned_abs() <= 1 << 53 {
+            return (*i as f64).partial_cmp(&f);
+        }
+    }
+    let x = big_of(v)?;
+    let t = f.trunc();
+    let tb = BigInt::from_f64(t).unwrap_or_else(BigInt::zero);
+    match x.cmp(&tb) {
+        Ordering::Equal => Some(if f > t {
+            Ordering::Less
+        } else if f < t {
+            Ordering::Greater
+        } else {
+            Ordering::Equal
+        }),
+        o => Some(o),
+    }
 }
 
 /// Ruby's `String#to_f`: the longest numeric prefix, else 0.0.

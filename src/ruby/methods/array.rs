@@ -358,12 +358,7 @@ fn enum_inner<'a>(
             keyed.sort_by(|a, b| match compare(&a.0, &b.0) {
                 Some(o) => o,
                 None => {
-                    err.get_or_insert_with(|| {
-                        (
-                            a.0.class_name(),
-                            String::from_utf8_lossy(&inspect(&b.0)).into_owned(),
-                        )
-                    });
+                    err.get_or_insert_with(|| (a.0.class_name(), super::cmp_name(&b.0)));
                     std::cmp::Ordering::Equal
                 }
             });
@@ -537,30 +532,6 @@ fn enum_inner<'a>(
             }
             V::hash(h)
         }
-        // Without a block these return an Enumerator; its elements stand in for it.
-        ("each_with_index", None) => V::array(
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, x)| V::array(vec![x, V::Int(i as i64)]))
-                .collect(),
-        ),
-        ("with_index", Some(b)) => {
-            let off = match args.first() {
-                Some(o) => int_arg(o)?,
-                None => 0,
-            };
-            let mut out = Vec::with_capacity(items.len());
-            for (i, x) in items.into_iter().enumerate() {
-                out.push(it.yield_blk(b, vec![x, V::Int(i as i64 + off)])?);
-            }
-            V::array(out)
-        }
-        (
-            "each" | "map" | "collect" | "select" | "filter" | "reject" | "find" | "sort_by"
-            | "flat_map" | "each_entry" | "filter_map" | "min_by" | "max_by" | "group_by",
-            None,
-        ) => V::array(items),
         _ => return Ok(None),
     };
     Ok(Some(v))
@@ -724,6 +695,7 @@ fn array_inner<'a>(
                         V::Nil
                     }
                 }
+                (V::Big(_), _) => return int_arg(&args[0]).map(|_| None),
                 (other, _) => {
                     return raise(
                         "TypeError",

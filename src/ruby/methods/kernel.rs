@@ -19,9 +19,9 @@ fn s<'a>(t: impl Into<Vec<u8>>) -> V<'a> {
 }
 
 /// `Integer(x)`: strict parsing (underscores between digits, 0x/0b/0o prefixes).
-fn integer<'a>(v: &V<'a>, base: Option<i64>) -> R<'a> {
+fn integer<'a>(it: &mut Interp<'a, '_>, v: &V<'a>, base: Option<i64>) -> R<'a> {
     match v {
-        V::Int(i) => Ok(V::Int(*i)),
+        V::Int(_) | V::Big(_) => Ok(v.clone()),
         V::Float(f) => {
             if !f.is_finite() {
                 return raise(
@@ -29,7 +29,7 @@ fn integer<'a>(v: &V<'a>, base: Option<i64>) -> R<'a> {
                     String::from_utf8_lossy(&to_s(v)).into_owned(),
                 );
             }
-            Ok(V::Int(f.trunc() as i64))
+            super::numeric::float_to_int(f.trunc())
         }
         V::Str(_) => {
             let raw = string_arg(v)?;
@@ -83,10 +83,16 @@ fn integer<'a>(v: &V<'a>, base: Option<i64>) -> R<'a> {
             let clean: String = digits.chars().filter(|c| *c != '_').collect();
             match i64::from_str_radix(&clean, radix) {
                 Ok(n) => Ok(V::Int(if neg { -n } else { n })),
-                Err(_) if clean.chars().all(|c| c.is_digit(radix)) => raise(
-                    "RangeError",
-                    "Integer overflow (embedded Ruby integers are 64-bit)",
-                ),
+                Err(_) if clean.chars().all(|c| c.is_digit(radix)) => {
+                    super::bignum::charge_bits(
+                        it,
+                        (clean.len() as f64 * (radix as f64).log2()) as u64,
+                    )?;
+                    match num_bigint::BigInt::parse_bytes(clean.as_bytes(), radix) {
+                        Some(b) => Ok(super::super::value::int_v(if neg { -b } else { b })),
+                        None => bad(),
+                    }
+                }
                 Err(_) => bad(),
             }
         }
@@ -100,7 +106,7 @@ fn integer<'a>(v: &V<'a>, base: Option<i64>) -> R<'a> {
 
 fn float<'a>(v: &V<'a>) -> R<'a> {
     match v {
-        V::Int(i) => Ok(V::Float(*i as f64)),
+        V::Int(_) | V::Big(_) => Ok(V::Float(super::super::value::int_to_f(v))),
         V::Float(f) => Ok(V::Float(*f)),
         V::Str(_) => {
             let raw = string_arg(v)?;
@@ -249,17 +255,14 @@ pub fn format<'a>(it: &mut Interp<'a, '_>, fmt: &str, args: &[V<'a>]) -> Result<
             }
             'd' | 'i' | 'u' => {
                 let v = take()?;
-                let n = match integer(&v, None)? {
-                    V::Int(n) => n,
-                    _ => 0,
-                };
-                let mut t = n.abs().to_string();
+                let n = integer(it, &v, None)?;
+                let (neg, mut t) = super::bignum::digits(&n, 10).unwrap_or_default();
                 if let Some(p) = prec {
                     while t.len() < p {
                         t.insert(0, '0');
                     }
                 }
-                sign(n < 0, plus, space) + &t
+                sign(neg, plus, space) + &t
             }
             'f' | 'e' | 'E' | 'g' | 'G' => {
                 let v = take()?;
@@ -316,16 +319,16 @@ pub fn format<'a>(it: &mut Interp<'a, '_>, fmt: &str, args: &[V<'a>]) -> Result<
             }
             'x' | 'X' | 'o' | 'b' | 'B' => {
                 let v = take()?;
-                let n = match integer(&v, None)? {
-                    V::Int(n) => n,
-                    _ => 0,
+                let n = integer(it, &v, None)?;
+                let radix = match conv {
+                    'x' | 'X' => 16,
+                    'o' => 8,
+                    _ => 2,
                 };
-                let mut t = match conv {
-                    'x' => format!("{:x}", n.unsigned_abs()),
-                    'X' => format!("{:X}", n.unsigned_abs()),
-                    'o' => format!("{:o}", n.unsigned_abs()),
-                    _ => format!("{:b}", n.unsigned_abs()),
-                };
+                let (neg, mut t) = super::bignum::digits(&n, radix).unwrap_or_default();
+                if conv == 'X' {
+                    t = t.to_uppercase();
+                }
                 if let Some(p) = prec {
                     while t.len() < p {
                         t.insert(0, '0');
@@ -340,7 +343,7 @@ pub fn format<'a>(it: &mut Interp<'a, '_>, fmt: &str, args: &[V<'a>]) -> Result<
                         _ => format!("0B{t}"),
                     };
                 }
-                if n < 0 {
+                if neg {
                     format!("-{t}")
                 } else {
                     sign(false, plus, space) + &t
@@ -464,7 +467,7 @@ pub fn call_fn<'a>(
                 }
                 _ => true,
             };
-            match integer(&args[0], base) {
+            match integer(it, &args[0], base) {
                 Err(Ctl::Raise(..)) if !exc => Ok(V::Nil),
                 r => r,
             }
@@ -537,10 +540,7 @@ pub fn call_fn<'a>(
         "require" | "require_relative" => Ok(V::Bool(true)),
         "loop" => {
             let Some(b) = blk else {
-                return raise(
-                    "ArgumentError",
-                    "loop without a block is not supported (Enumerator)",
-                );
+                return Ok(super::enumerator::new(V::Nil, "loop", Vec::new()));
             };
             loop {
                 match it.yield_blk(b, Vec::new()) {
@@ -802,9 +802,10 @@ fn from_json<'a>(v: serde_json::Value) -> V<'a> {
     match v {
         serde_json::Value::Null => V::Nil,
         serde_json::Value::Bool(b) => V::Bool(b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => V::Int(i),
-            None => V::Float(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => V::Int(i),
+            (None, Some(u)) => super::super::value::int_v(u.into()),
+            _ => V::Float(n.as_f64().unwrap_or(0.0)),
         },
         serde_json::Value::String(t) => V::str(t),
         serde_json::Value::Array(a) => V::array(a.into_iter().map(from_json).collect()),
@@ -857,6 +858,7 @@ fn json_write<'a>(
         V::Nil | V::UseNil | V::UseDefault => out.extend_from_slice(b"null"),
         V::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         V::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        V::Big(b) => out.extend_from_slice(b.to_string().as_bytes()),
         V::Float(f) => {
             if !f.is_finite() {
                 return raise(

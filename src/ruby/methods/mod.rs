@@ -3,6 +3,8 @@
 //! (`known_method`), a name this receiver lacks raises NoMethodError as Ruby does.
 
 pub mod array;
+pub mod bignum;
+pub mod enumerator;
 pub mod hash;
 pub mod kernel;
 pub mod numeric;
@@ -311,6 +313,8 @@ const KNOWN: &[&str] = &[
     "each_entry",
     "with_index",
     "with_object",
+    "peek",
+    "rewind",
     "each_index",
     "dig",
     "fetch",
@@ -526,7 +530,15 @@ pub fn string_arg<'a>(v: &V<'a>) -> Result<String, Ctl<'a>> {
 pub fn int_arg<'a>(v: &V<'a>) -> Result<i64, Ctl<'a>> {
     match v {
         V::Int(i) => Ok(*i),
-        V::Float(f) if f.is_finite() => Ok(f.trunc() as i64),
+        V::Float(f) if f.is_finite() && f.abs() < 9.2e18 => Ok(f.trunc() as i64),
+        V::Float(f) if f.is_finite() => raise(
+            "RangeError",
+            format!(
+                "float {} out of range of integer",
+                String::from_utf8_lossy(&to_s(v))
+            ),
+        ),
+        V::Big(_) => raise("RangeError", "bignum too big to convert into `long'"),
         other => raise(
             "TypeError",
             format!(
@@ -549,8 +561,15 @@ pub fn conv_name(v: &V<'_>) -> String {
 pub fn compare(a: &V<'_>, b: &V<'_>) -> Option<Ordering> {
     match (a, b) {
         (V::Int(x), V::Int(y)) => Some(x.cmp(y)),
-        (V::Int(x), V::Float(y)) => (*x as f64).partial_cmp(y),
-        (V::Float(x), V::Int(y)) => x.partial_cmp(&(*y as f64)),
+        (V::Int(_) | V::Big(_), V::Int(_) | V::Big(_)) => {
+            Some(super::value::big_of(a)?.cmp(&super::value::big_of(b)?))
+        }
+        (V::Int(_) | V::Big(_), V::Float(y)) => super::value::int_cmp_float(a, *y),
+        (V::Float(x), V::Int(_) | V::Big(_)) => {
+            super::value::int_cmp_float(b, *x).map(Ordering::reverse)
+        }
+        (V::Nil, V::Nil) => Some(Ordering::Equal),
+        (V::Bool(x), V::Bool(y)) if x == y => Some(Ordering::Equal),
         (V::Float(x), V::Float(y)) => x.partial_cmp(y),
         (V::Str(x), V::Str(y)) => Some(x.borrow().as_slice().cmp(y.borrow().as_slice())),
         (V::Sym(x), V::Sym(y)) => Some(x.cmp(y)),
@@ -569,6 +588,17 @@ pub fn compare(a: &V<'_>, b: &V<'_>) -> Option<Ordering> {
     }
 }
 
+/// How Ruby's "comparison of X with Y failed" names Y: immediates and Floats by their
+/// inspect, other objects by their class.
+pub fn cmp_name(v: &V<'_>) -> String {
+    match v {
+        V::Nil | V::Bool(_) | V::Int(_) | V::Float(_) | V::Sym(_) => {
+            String::from_utf8_lossy(&inspect(v)).into_owned()
+        }
+        other => other.class_name(),
+    }
+}
+
 pub fn compare_or_raise<'a>(a: &V<'a>, b: &V<'a>) -> Result<Ordering, Ctl<'a>> {
     match compare(a, b) {
         Some(o) => Ok(o),
@@ -577,7 +607,7 @@ pub fn compare_or_raise<'a>(a: &V<'a>, b: &V<'a>) -> Result<Ordering, Ctl<'a>> {
             format!(
                 "comparison of {} with {} failed",
                 a.class_name(),
-                String::from_utf8_lossy(&inspect(b))
+                cmp_name(b)
             ),
         ),
     }
@@ -590,9 +620,16 @@ pub fn dispatch<'a>(
     args: Vec<V<'a>>,
     blk: Option<&Block>,
 ) -> R<'a> {
+    if blk.is_none() {
+        if let Some(e) = enumerator::blockless(&recv, name, &args) {
+            return Ok(e);
+        }
+    }
     let handled = match &recv {
         V::Str(_) => string::call(it, &recv, name, &args, blk),
         V::Int(_) | V::Float(_) => numeric::call(it, &recv, name, &args, blk),
+        V::Big(_) => bignum::call(it, &recv, name, &args, blk),
+        V::Enum(_) => enumerator::call(it, &recv, name, &args, blk),
         V::Array(_) | V::RArr(_) => array::call(it, &recv, name, &args, blk),
         V::Hash(_) | V::Rec(_) => hash::call(it, &recv, name, &args, blk),
         V::Range(_) => array::range_call(it, &recv, name, &args, blk),
@@ -623,10 +660,12 @@ pub fn is_a(v: &V<'_>, c: &V<'_>) -> bool {
         },
         _ => matches!(
             (v, name),
-            (V::Int(_) | V::Float(_), "Numeric" | "Comparable")
-                | (V::Str(_), "Comparable")
+            (
+                V::Int(_) | V::Big(_) | V::Float(_),
+                "Numeric" | "Comparable"
+            ) | (V::Str(_), "Comparable")
                 | (
-                    V::Array(_) | V::RArr(_) | V::Hash(_) | V::Rec(_) | V::Range(_),
+                    V::Array(_) | V::RArr(_) | V::Hash(_) | V::Rec(_) | V::Range(_) | V::Enum(_),
                     "Enumerable"
                 )
         ),

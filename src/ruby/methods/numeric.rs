@@ -1,21 +1,30 @@
-//! Integer and Float. Integers are 64-bit: a result beyond that raises RangeError instead of
-//! becoming a Bignum.
+//! Integer and Float. Integers are 64-bit here; an operation that overflows (or meets a
+//! Bignum) is redone by `bignum`.
 
 use super::super::compile::Block;
 use super::super::interp::{raise, Ctl, Interp, R};
 use super::super::value::{to_s, V};
 use super::{arg, check_args, compare, int_arg};
 
-fn overflow<'a>() -> Result<V<'a>, Ctl<'a>> {
-    raise(
-        "RangeError",
-        "Integer overflow (embedded Ruby integers are 64-bit)",
-    )
+/// `recv.name(args)` again on BigInt: the 64-bit operation overflowed.
+fn promote<'a>(
+    it: &mut Interp<'a, '_>,
+    i: i64,
+    name: &str,
+    args: &[V<'a>],
+    blk: Option<&Block>,
+) -> R<'a> {
+    let recv = V::Big(std::rc::Rc::new(num_bigint::BigInt::from(i)));
+    match super::bignum::call(it, &recv, name, args, blk) {
+        Some(r) => r,
+        None => super::super::interp::no_method(name, &V::Int(i)),
+    }
 }
 
 fn num<'a>(v: &V<'a>, op: &str, recv: &V<'a>) -> Result<f64, Ctl<'a>> {
     match v {
         V::Int(i) => Ok(*i as f64),
+        V::Big(_) => Ok(super::super::value::int_to_f(v)),
         V::Float(f) => Ok(*f),
         V::Nil => raise(
             "TypeError",
@@ -53,35 +62,29 @@ pub fn round_float(x: f64, digits: i64) -> f64 {
     f / s
 }
 
-fn int_pow<'a>(a: i64, b: i64) -> R<'a> {
-    if b < 0 {
-        return Ok(V::Float((a as f64).powf(b as f64)));
+fn int_pow<'a>(it: &mut Interp<'a, '_>, a: i64, b: i64) -> R<'a> {
+    if let Ok(e) = u32::try_from(b) {
+        if let Some(v) = a.checked_pow(e) {
+            return Ok(V::Int(v));
+        }
     }
-    let Ok(e) = u32::try_from(b) else {
-        return overflow();
-    };
-    match a.checked_pow(e) {
-        Some(v) => Ok(V::Int(v)),
-        None => overflow(),
-    }
+    super::bignum::pow(it, &num_bigint::BigInt::from(a), &V::Int(b))
 }
 
 fn int_div<'a>(a: i64, b: i64) -> R<'a> {
     if b == 0 {
         return raise("ZeroDivisionError", "divided by 0");
     }
-    match a.checked_div_euclid(b) {
-        Some(_) => {
-            let q = a.wrapping_div(b);
-            let q = if (a % b != 0) && ((a < 0) != (b < 0)) {
-                q - 1
-            } else {
-                q
-            };
-            Ok(V::Int(q))
-        }
-        None => overflow(),
+    if a == i64::MIN && b == -1 {
+        return Ok(V::Big(std::rc::Rc::new(-num_bigint::BigInt::from(a))));
     }
+    let q = a.wrapping_div(b);
+    let q = if (a % b != 0) && ((a < 0) != (b < 0)) {
+        q - 1
+    } else {
+        q
+    };
+    Ok(V::Int(q))
 }
 
 fn int_mod<'a>(a: i64, b: i64) -> R<'a> {
@@ -126,7 +129,7 @@ fn int_to_s<'a>(i: i64, base: i64) -> R<'a> {
     Ok(V::str(digits.into_iter().rev().collect::<String>()))
 }
 
-fn float_to_int<'a>(f: f64) -> R<'a> {
+pub fn float_to_int<'a>(f: f64) -> R<'a> {
     if !f.is_finite() {
         return raise(
             "FloatDomainError",
@@ -137,7 +140,10 @@ fn float_to_int<'a>(f: f64) -> R<'a> {
         );
     }
     if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
-        return overflow();
+        use num_traits::FromPrimitive;
+        return Ok(
+            num_bigint::BigInt::from_f64(f.trunc()).map_or(V::Int(0), super::super::value::int_v)
+        );
     }
     Ok(V::Int(f as i64))
 }
@@ -165,7 +171,7 @@ fn cmp_op<'a>(recv: &V<'a>, name: &str, o: &V<'a>) -> R<'a> {
                 format!(
                     "comparison of {} with {} failed",
                     recv.class_name(),
-                    String::from_utf8_lossy(&super::super::value::inspect(o))
+                    super::cmp_name(o)
                 ),
             )
         }
@@ -187,14 +193,26 @@ fn int_call<'a>(
     blk: Option<&Block>,
 ) -> Option<R<'a>> {
     let o = arg(args, 0);
+    if matches!(o, V::Big(_)) || (name == "pow" && args.len() == 2) {
+        return super::bignum::call(it, &V::Big(std::rc::Rc::new(i.into())), name, args, blk);
+    }
     let r = match (name, &o) {
-        ("+", V::Int(j)) => i.checked_add(*j).map_or_else(overflow, |v| Ok(V::Int(v))),
-        ("-", V::Int(j)) => i.checked_sub(*j).map_or_else(overflow, |v| Ok(V::Int(v))),
-        ("*", V::Int(j)) => i.checked_mul(*j).map_or_else(overflow, |v| Ok(V::Int(v))),
+        ("+", V::Int(j)) => i
+            .checked_add(*j)
+            .map_or_else(|| promote(it, i, name, args, blk), |v| Ok(V::Int(v))),
+        ("-", V::Int(j)) => i
+            .checked_sub(*j)
+            .map_or_else(|| promote(it, i, name, args, blk), |v| Ok(V::Int(v))),
+        ("*", V::Int(j)) => i
+            .checked_mul(*j)
+            .map_or_else(|| promote(it, i, name, args, blk), |v| Ok(V::Int(v))),
         ("/" | "div", V::Int(j)) => int_div(i, *j),
         ("%" | "modulo", V::Int(j)) => int_mod(i, *j),
-        ("**" | "pow", V::Int(j)) => int_pow(i, *j),
+        ("**" | "pow", V::Int(j)) => int_pow(it, i, *j),
         ("divmod", V::Int(j)) => {
+            if i == i64::MIN && *j == -1 {
+                return Some(promote(it, i, name, args, blk));
+            }
             let q = match int_div(i, *j) {
                 Ok(q) => q,
                 Err(e) => return Some(Err(e)),
@@ -235,26 +253,37 @@ fn int_call<'a>(
         ("&", V::Int(j)) => Ok(V::Int(i & j)),
         ("|", V::Int(j)) => Ok(V::Int(i | j)),
         ("^", V::Int(j)) => Ok(V::Int(i ^ j)),
-        ("<<", V::Int(j)) => {
-            if *j >= 63 || i.checked_shl(*j as u32).is_none_or(|v| (v >> j) != i) {
-                overflow()
+        ("<<" | ">>", V::Int(j)) => {
+            // `x << -n` is `x >> n`, and the reverse.
+            let (left, n) = ((name == "<<") == (*j >= 0), j.unsigned_abs());
+            if left {
+                if n < 63 && i.checked_shl(n as u32).is_some_and(|v| (v >> n) == i) {
+                    Ok(V::Int(i << n))
+                } else if i == 0 {
+                    Ok(V::Int(0))
+                } else {
+                    promote(it, i, "<<", &[V::Int(n.min(i64::MAX as u64) as i64)], blk)
+                }
             } else {
-                Ok(V::Int(i << j))
+                Ok(V::Int(if n >= 64 {
+                    if i < 0 {
+                        -1
+                    } else {
+                        0
+                    }
+                } else {
+                    i >> n
+                }))
             }
         }
-        (">>", V::Int(j)) => Ok(V::Int(if *j >= 64 {
-            if i < 0 {
-                -1
-            } else {
-                0
-            }
-        } else {
-            i >> j
-        })),
         ("~", _) => Ok(V::Int(!i)),
-        ("-@", _) => i.checked_neg().map_or_else(overflow, |v| Ok(V::Int(v))),
+        ("-@", _) => i
+            .checked_neg()
+            .map_or_else(|| promote(it, i, name, args, blk), |v| Ok(V::Int(v))),
         ("+@", _) => Ok(V::Int(i)),
-        ("abs" | "magnitude", _) => i.checked_abs().map_or_else(overflow, |v| Ok(V::Int(v))),
+        ("abs" | "magnitude", _) => i
+            .checked_abs()
+            .map_or_else(|| promote(it, i, name, args, blk), |v| Ok(V::Int(v))),
         ("to_i" | "to_int" | "floor" | "ceil" | "truncate", _) if args.is_empty() => Ok(V::Int(i)),
         ("round" | "floor" | "ceil" | "truncate", V::Int(d)) => {
             if *d >= 0 {
@@ -316,8 +345,12 @@ fn int_call<'a>(
         ("negative?", _) => Ok(V::Bool(i < 0)),
         ("even?", _) => Ok(V::Bool(i % 2 == 0)),
         ("odd?", _) => Ok(V::Bool(i % 2 != 0)),
-        ("succ" | "next", _) => i.checked_add(1).map_or_else(overflow, |v| Ok(V::Int(v))),
-        ("pred", _) => i.checked_sub(1).map_or_else(overflow, |v| Ok(V::Int(v))),
+        ("succ" | "next", _) => i
+            .checked_add(1)
+            .map_or_else(|| promote(it, i, name, args, blk), |v| Ok(V::Int(v))),
+        ("pred", _) => i
+            .checked_sub(1)
+            .map_or_else(|| promote(it, i, name, args, blk), |v| Ok(V::Int(v))),
         ("integer?", _) => Ok(V::Bool(true)),
         ("finite?", _) => Ok(V::Bool(true)),
         ("infinite?", _) => Ok(V::Nil),
@@ -327,15 +360,22 @@ fn int_call<'a>(
             while b != 0 {
                 (a, b) = (b, a % b);
             }
-            Ok(V::Int(a as i64))
+            match i64::try_from(a) {
+                Ok(g) => Ok(V::Int(g)),
+                Err(_) => promote(it, i, name, args, blk),
+            }
         }
         ("lcm", V::Int(j)) => {
             let (mut a, mut b) = (i.unsigned_abs(), j.unsigned_abs());
-            let p = (i.unsigned_abs()).saturating_mul(j.unsigned_abs());
-            while b != 0 {
-                (a, b) = (b, a % b);
+            match (i.unsigned_abs()).checked_mul(j.unsigned_abs()) {
+                Some(p) if p <= i64::MAX as u64 => {
+                    while b != 0 {
+                        (a, b) = (b, a % b);
+                    }
+                    Ok(V::Int(p.checked_div(a).unwrap_or(0) as i64))
+                }
+                _ => promote(it, i, name, args, blk),
             }
-            Ok(V::Int(p.checked_div(a).unwrap_or(0) as i64))
         }
         ("digits", _) => {
             if i < 0 {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::super::compile::Block;
 use super::super::interp::{raise, Ctl, Interp, R};
 use super::super::regexp::{MatchData, Re};
-use super::super::value::{str_to_f, str_to_i, str_to_i_radix, to_s, V};
+use super::super::value::{str_to_f, str_to_int, to_s, V};
 use super::{arg, check_args, compare, int_arg, str_arg, string_arg};
 
 fn text(v: &V<'_>) -> String {
@@ -598,18 +598,13 @@ fn call_inner<'a>(
             if !(2..=36).contains(&radix) {
                 return raise("ArgumentError", format!("invalid radix {radix}"));
             }
-            return Ok(Some(V::Int(if radix == 10 {
-                str_to_i(&cell.borrow())
-            } else {
-                str_to_i_radix(&cell.borrow(), radix as u32).unwrap_or(0)
-            })));
+            let v = str_to_int(&cell.borrow(), radix as u32);
+            return Ok(Some(big_checked(it, v)?));
         }
-        "hex" => {
-            return Ok(Some(V::Int(
-                str_to_i_radix(&cell.borrow(), 16).unwrap_or(0),
-            )))
+        "hex" | "oct" => {
+            let v = str_to_int(&cell.borrow(), if name == "hex" { 16 } else { 8 });
+            return Ok(Some(big_checked(it, v)?));
         }
-        "oct" => return Ok(Some(V::Int(str_to_i_radix(&cell.borrow(), 8).unwrap_or(0)))),
         "to_f" => return Ok(Some(V::Float(str_to_f(&cell.borrow())))),
         "to_s" | "to_str" => return Ok(Some(recv.clone())),
         "==" | "eql?" | "===" => {
@@ -741,11 +736,7 @@ fn call_inner<'a>(
             V::array(lines(&t, &sep).into_iter().map(s).collect())
         }
         "each_char" => {
-            let Some(b) = blk else {
-                return Ok(Some(V::array(
-                    t.chars().map(|c| s(c.to_string())).collect(),
-                )));
-            };
+            let Some(b) = blk else { return Ok(None) };
             for c in t.chars() {
                 it.yield_blk(b, vec![s(c.to_string())])?;
             }
@@ -1137,4 +1128,16 @@ fn lines(t: &str, sep: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// A parsed Integer, charged to the memory budget (`None`: too large to build).
+fn big_checked<'a>(it: &mut Interp<'a, '_>, v: Option<V<'a>>) -> Result<V<'a>, Ctl<'a>> {
+    match v {
+        Some(V::Big(b)) => {
+            super::bignum::charge_bits(it, b.bits())?;
+            Ok(V::Big(b))
+        }
+        Some(v) => Ok(v),
+        None => super::bignum::charge_bits(it, u64::MAX).map(|_| V::Nil),
+    }
 }
