@@ -734,7 +734,7 @@ impl MetadataSource for MemorySource {
 
 /// Per-event cost on a warm cache, with pods served from memory (no sockets, no watch
 /// threads), so it can also run under `valgrind --tool=callgrind`: `KBENCH_STREAMS=N` streams
-/// of one event each, then N/100 streams of 100. Figures, not assertions:
+/// of one event each, then N/100 streams of 100 (`KBENCH_BATCH` picks one). Figures, not assertions:
 /// `cargo test --release --test kubernetes_metadata -- --ignored --nocapture bench_warm`.
 #[test]
 #[ignore]
@@ -778,8 +778,16 @@ fn bench_warm_cache_per_event() {
         .get("kubernetes")
         .and_then(Value::as_map);
     assert_eq!(k.map(|k| k.len()), Some(12), "{:?}", out.events[0].record);
+    // `KBENCH_BATCH=1` or `100`: one of the two (for a profile of one shape).
+    let batches: Vec<usize> = match std::env::var("KBENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(b) => vec![b],
+        None => vec![1, 100],
+    };
     let mut lines = Vec::new();
-    for batch in [1usize, 100] {
+    for batch in batches {
         let make = || -> Vec<EventStream> {
             (0..n / batch)
                 .map(|_| {

@@ -356,11 +356,11 @@ fn the_caches_stay_within_cache_size() {
         let got = run(&f, &tag, "{}");
         assert!(got.contains(&format!(r#""pod_id":"uid-{i}""#)), "{got}");
     }
+    assert_eq!(f.tag_cache_len(), 10);
     let st = f.state();
     let st = st.lock();
     assert_eq!(st.pod_cache_len(), 10);
     assert_eq!(st.id_cache.len(), 10);
-    assert_eq!(st.tags.len(), 10);
 }
 
 #[test]
