@@ -275,16 +275,17 @@ struct TagEntry {
     memo: Option<Memo>,
 }
 
-/// Metadata built from cache hits only, reused while nothing in the caches changed (and for at
-/// most [`MEMO_TTL`], so TTL expiry is noticed).
+/// Metadata built from cache hits only, reused while nothing in the caches changed and none of
+/// the entries it was built from expired; rebuilt at least every [`MEMO_MAX_AGE`] all the same,
+/// which also keeps its pod recent in the LRU order.
 #[derive(Clone)]
 struct Memo {
     generation: u64,
-    built: Instant,
+    valid_until: Instant,
     md: Arc<Record>,
 }
 
-const MEMO_TTL: Duration = Duration::from_secs(1);
+const MEMO_MAX_AGE: Duration = Duration::from_secs(10);
 
 type FastMap<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
 
@@ -537,8 +538,9 @@ struct Found {
     namespace: Option<Arc<NsMeta>>,
     namespace_id_only: Option<Arc<str>>,
     orphan: Option<Record>,
-    /// Everything came from the caches (the result may be memoized).
-    cached: bool,
+    /// Everything came from the caches (the result may be memoized until this time: the first
+    /// TTL expiry among the entries used).
+    cached: Option<Instant>,
 }
 
 impl KubernetesMetadata {
@@ -744,10 +746,10 @@ impl KubernetesMetadata {
         }
         let m = Arc::new(self.fetch_pod(source, ns, pod)?);
         let uid: Arc<str> = Arc::from(m.uid.as_str());
-        self.state
-            .lock()
-            .pods
-            .insert(uid, m.clone(), Instant::now());
+        let mut st = self.state.lock();
+        // May evict another pod: memos built from it are stale.
+        st.changed();
+        st.pods.insert(uid, m.clone(), Instant::now());
         Some(m)
     }
 
@@ -801,8 +803,24 @@ impl KubernetesMetadata {
                     }
                 }
             }
-            found.cached = found.pod.is_some()
-                && (self.conf.skip_namespace_metadata || found.namespace.is_some());
+            if found.pod.is_some()
+                && (self.conf.skip_namespace_metadata || found.namespace.is_some())
+            {
+                let st = self.state.lock();
+                let far = Instant::now() + MEMO_MAX_AGE;
+                let expiries = [
+                    st.id_cache.expires(key),
+                    found
+                        .pod
+                        .as_ref()
+                        .and_then(|p| st.pods.expires(p.uid.as_str())),
+                    found
+                        .namespace
+                        .as_ref()
+                        .and_then(|n| st.namespaces.expires(n.uid.as_str())),
+                ];
+                found.cached = Some(expiries.into_iter().flatten().fold(far, Instant::min));
+            }
             return found;
         }
         let miss_key = format!("{ns}/{pod}");
@@ -927,8 +945,8 @@ impl KubernetesMetadata {
         docker_id: Option<&str>,
         time: EventTime,
         batch_misses: &mut HashMap<String, Option<Record>>,
-    ) -> (Record, bool) {
-        let mut cached = false;
+    ) -> (Record, Option<Instant>) {
+        let mut cached = None;
         let mut k = Record::with_capacity(16);
         k.push_unchecked(b"container_name".to_vec(), Value::str(container.as_bytes()));
         k.push_unchecked(b"namespace_name".to_vec(), Value::str(ns.as_bytes()));
@@ -993,7 +1011,7 @@ impl KubernetesMetadata {
         if let Some(e) = self.tags.lock().get(tag) {
             let memo = e
                 .memo
-                .filter(|m| m.generation == generation && now.duration_since(m.built) < MEMO_TTL)
+                .filter(|m| m.generation == generation && now < m.valid_until)
                 .map(|m| m.md);
             return (e.names, memo, generation);
         }
@@ -1014,11 +1032,11 @@ impl KubernetesMetadata {
         names: Arc<TagNames>,
         generation: u64,
         md: Arc<Record>,
-        now: Instant,
+        valid_until: Instant,
     ) {
         let memo = Memo {
             generation,
-            built: now,
+            valid_until,
             md,
         };
         self.tags.lock().set_memo(tag, names, memo);
@@ -1102,8 +1120,8 @@ impl Filter for KubernetesMetadata {
                     &mut batch_misses,
                 );
                 let md = Arc::new(md);
-                if cached {
-                    self.remember(tag, n.clone(), generation, md.clone(), now);
+                if let Some(until) = cached {
+                    self.remember(tag, n.clone(), generation, md.clone(), until);
                 }
                 md
             }),

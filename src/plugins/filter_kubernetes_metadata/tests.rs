@@ -412,3 +412,75 @@ fn strip_runtime_prefixes() {
     assert_eq!(strip_runtime("cri-o://abc"), "abc");
     assert_eq!(strip_runtime("abc"), "abc");
 }
+
+/// What a memo built from cache hits may be reused for: until the first TTL expiry of the
+/// entries it came from, and never longer than MEMO_MAX_AGE.
+#[test]
+fn a_memo_lasts_until_its_entries_expire() {
+    let md_until = |params: &str| {
+        let api = fake_api();
+        let f = filter(params, Some(api.clone()));
+        run(&f, TAG, "{}");
+        let n = f.tag_re.names(TAG).map(Arc::new);
+        let Some(n) = n else {
+            panic!("the tag has names")
+        };
+        let before = Instant::now();
+        let (_, until) = f.metadata_for(
+            &n.namespace,
+            &n.pod_name,
+            &n.container_name,
+            &n.cache_key,
+            n.docker_id.as_deref(),
+            EventTime::new(1_700_000_000, 0),
+            &mut HashMap::new(),
+        );
+        let Some(until) = until else {
+            panic!("served from the caches")
+        };
+        // Measured from the end of the call and from its start.
+        let left = (
+            until.saturating_duration_since(Instant::now()),
+            until.saturating_duration_since(before),
+        );
+        (left, api.requests())
+    };
+    // Fetched once by the first stream (a pod and a namespace GET), then from the caches.
+    let ((min, max), gets) = md_until("cache_ttl 5");
+    assert_eq!(gets, 2);
+    assert!(
+        max <= Duration::from_secs(5) && min > Duration::from_secs(1),
+        "{max:?}"
+    );
+    let ((min, _), _) = md_until("");
+    assert!(
+        min <= MEMO_MAX_AGE && min > Duration::from_secs(1),
+        "{min:?}"
+    );
+    // An orphan (the API is failing) is never memoized.
+    let api = fake_api();
+    api.fail.store(true, Ordering::SeqCst);
+    let f = filter("", Some(api));
+    run(&f, TAG, "{}");
+    assert!(f.tags.lock().get(TAG).is_some_and(|e| e.memo.is_none()));
+}
+
+/// The tag cache keeps the tags used last: a hit in the older half survives the next turn.
+#[test]
+fn the_tag_cache_keeps_what_was_used_last() {
+    let mut c = TagCache::new(4);
+    let e = || TagEntry {
+        names: None,
+        memo: None,
+    };
+    for t in ["a", "b", "c", "d"] {
+        c.put(t.into(), e());
+    }
+    assert_eq!(c.len(), 4);
+    // "a" and "b" are in the older half; reading "a" moves it to the recent one.
+    assert!(c.get("a").is_some());
+    c.put("e".into(), e());
+    assert!(c.get("a").is_some());
+    assert!(c.get("b").is_none());
+    assert!(c.len() <= 4);
+}
