@@ -287,57 +287,81 @@ struct Memo {
 
 const MEMO_MAX_AGE: Duration = Duration::from_secs(10);
 
-type FastMap<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
-
-/// tag → its names and memo, bounded by `cache_size`. Two halves instead of an LRU list: a hit
-/// is one hash lookup (a hit in the older half moves the entry to the recent one), and when
-/// the recent half is full the older half is dropped, so the tags kept are the ones used last.
+/// tag → its names and memo, bounded by `cache_size`, evicting by CLOCK (second chance)
+/// instead of an LRU list: a hit is one hash lookup and sets a bit, nothing is reordered.
 struct TagCache {
-    recent: FastMap<TagEntry>,
-    older: FastMap<TagEntry>,
-    half: usize,
+    index: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
+    slots: Vec<TagSlot>,
+    hand: usize,
+    capacity: usize,
+}
+
+struct TagSlot {
+    tag: Arc<str>,
+    entry: TagEntry,
+    used: bool,
 }
 
 impl TagCache {
     fn new(capacity: usize) -> Self {
         TagCache {
-            recent: FastMap::default(),
-            older: FastMap::default(),
-            half: (capacity / 2).max(1),
+            index: HashMap::default(),
+            slots: Vec::new(),
+            hand: 0,
+            capacity: capacity.max(1),
         }
     }
 
     fn len(&self) -> usize {
-        self.recent.len() + self.older.len()
+        self.slots.len()
     }
 
     fn get(&mut self, tag: &str) -> Option<TagEntry> {
-        if let Some(e) = self.recent.get(tag) {
-            return Some(e.clone());
-        }
-        let (k, e) = self.older.remove_entry(tag)?;
-        self.put(k, e.clone());
-        Some(e)
+        let slot = &mut self.slots[*self.index.get(tag)?];
+        slot.used = true;
+        Some(slot.entry.clone())
     }
 
-    fn put(&mut self, tag: Box<str>, e: TagEntry) {
-        if self.recent.len() >= self.half && !self.recent.contains_key(&tag) {
-            self.older = std::mem::take(&mut self.recent);
+    fn put(&mut self, tag: &str, entry: TagEntry) {
+        if let Some(&i) = self.index.get(tag) {
+            self.slots[i].entry = entry;
+            self.slots[i].used = true;
+            return;
         }
-        self.recent.insert(tag, e);
+        let tag: Arc<str> = Arc::from(tag);
+        if self.slots.len() < self.capacity {
+            self.index.insert(tag.clone(), self.slots.len());
+            self.slots.push(TagSlot {
+                tag,
+                entry,
+                used: true,
+            });
+            return;
+        }
+        // The first slot not used since the hand last passed it.
+        while self.slots[self.hand].used {
+            self.slots[self.hand].used = false;
+            self.hand = (self.hand + 1) % self.slots.len();
+        }
+        let i = self.hand;
+        self.index.remove(&self.slots[i].tag);
+        self.index.insert(tag.clone(), i);
+        self.slots[i] = TagSlot {
+            tag,
+            entry,
+            used: true,
+        };
+        self.hand = (i + 1) % self.slots.len();
     }
 
     fn set_memo(&mut self, tag: &str, names: Arc<TagNames>, memo: Memo) {
-        match self.recent.get_mut(tag) {
-            Some(e) => e.memo = Some(memo),
-            None => self.put(
-                tag.into(),
-                TagEntry {
-                    names: Some(names),
-                    memo: Some(memo),
-                },
-            ),
-        }
+        self.put(
+            tag,
+            TagEntry {
+                names: Some(names),
+                memo: Some(memo),
+            },
+        );
     }
 }
 
@@ -1017,7 +1041,7 @@ impl KubernetesMetadata {
         }
         let names = self.tag_re.names(tag).map(Arc::new);
         self.tags.lock().put(
-            tag.into(),
+            tag,
             TagEntry {
                 names: names.clone(),
                 memo: None,
