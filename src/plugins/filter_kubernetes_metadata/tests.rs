@@ -494,3 +494,24 @@ fn the_tag_cache_keeps_what_is_used() {
     }
     assert_eq!(c.len(), 3);
 }
+
+/// The stats line is logged once per `stats_interval`, not on every stream.
+#[test]
+fn stats_are_logged_once_per_interval() {
+    let api = fake_api();
+    let f = filter("stats_interval 30", Some(api));
+    let t0 = f.started;
+    let ((), logs) = capture_logs(|| {
+        run(&f, TAG, "{}");
+        f.dump_stats(t0 + Duration::from_secs(29));
+        f.dump_stats(t0 + Duration::from_secs(31));
+        f.dump_stats(t0 + Duration::from_secs(32));
+        f.dump_stats(t0 + Duration::from_secs(62));
+    });
+    let stats: Vec<&String> = logs.iter().filter(|l| l.contains("stats - ")).collect();
+    assert_eq!(stats.len(), 2, "{logs:?}");
+    assert!(
+        stats[0].contains("pod_cache_size: 1") && stats[0].contains("api_requests: 2"),
+        "{stats:?}"
+    );
+}
