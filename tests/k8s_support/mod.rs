@@ -177,6 +177,9 @@ impl FakeApi {
                 match l.accept() {
                     Ok((s, _)) => {
                         let _ = s.set_nonblocking(false);
+                        // Answers are written in pieces: without this, Nagle's algorithm and
+                        // the client's delayed ACK hold each one back for ~40 ms.
+                        let _ = s.set_nodelay(true);
                         let (sh, tls) = (sh.clone(), tls.clone());
                         std::thread::spawn(move || serve_conn(s, tls, &sh));
                     }

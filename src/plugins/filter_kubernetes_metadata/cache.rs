@@ -77,6 +77,16 @@ impl<K: Hash + Eq + Clone, V> LruTtl<K, V> {
             .is_some_and(|s| !self.expired(s.stored, now))
     }
 
+    /// When the live entry for `key` expires (None: no TTL, or no such entry).
+    pub fn expires<Q>(&self, key: &Q) -> Option<Instant>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let ttl = self.ttl?;
+        self.map.get(key).map(|s| s.stored + ttl)
+    }
+
     /// Stores `value` (a fresh TTL), evicting the least recently used entry when full.
     pub fn insert(&mut self, key: K, value: V, now: Instant) {
         self.tick += 1;
@@ -161,6 +171,7 @@ mod tests {
         let mut c: LruTtl<String, i32> = LruTtl::new(10, Some(Duration::from_secs(5)));
         c.insert("a".into(), 1, t0);
         assert_eq!(c.get("a", t0 + Duration::from_secs(4)), Some(&1));
+        assert_eq!(c.expires("a"), Some(t0 + Duration::from_secs(5)));
         assert_eq!(c.get("a", t0 + Duration::from_secs(5)), None);
         assert_eq!(c.len(), 0);
         assert!(!c.update("a", 2));

@@ -15,6 +15,7 @@ mod kube_source;
 mod meta;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -274,16 +275,95 @@ struct TagEntry {
     memo: Option<Memo>,
 }
 
-/// Metadata built from cache hits only, reused while nothing in the caches changed (and for at
-/// most [`MEMO_TTL`], so TTL expiry is noticed).
+/// Metadata built from cache hits only, reused while nothing in the caches changed and none of
+/// the entries it was built from expired; rebuilt at least every [`MEMO_MAX_AGE`] all the same,
+/// which also keeps its pod recent in the LRU order.
 #[derive(Clone)]
 struct Memo {
     generation: u64,
-    built: Instant,
+    valid_until: Instant,
     md: Arc<Record>,
 }
 
-const MEMO_TTL: Duration = Duration::from_secs(1);
+const MEMO_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// tag → its names and memo, bounded by `cache_size`, evicting by CLOCK (second chance)
+/// instead of an LRU list: a hit is one hash lookup and sets a bit, nothing is reordered.
+struct TagCache {
+    index: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
+    slots: Vec<TagSlot>,
+    hand: usize,
+    capacity: usize,
+}
+
+struct TagSlot {
+    tag: Arc<str>,
+    entry: TagEntry,
+    used: bool,
+}
+
+impl TagCache {
+    fn new(capacity: usize) -> Self {
+        TagCache {
+            index: HashMap::default(),
+            slots: Vec::new(),
+            hand: 0,
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn get(&mut self, tag: &str) -> Option<TagEntry> {
+        let slot = &mut self.slots[*self.index.get(tag)?];
+        slot.used = true;
+        Some(slot.entry.clone())
+    }
+
+    fn put(&mut self, tag: &str, entry: TagEntry) {
+        if let Some(&i) = self.index.get(tag) {
+            self.slots[i].entry = entry;
+            self.slots[i].used = true;
+            return;
+        }
+        let tag: Arc<str> = Arc::from(tag);
+        if self.slots.len() < self.capacity {
+            self.index.insert(tag.clone(), self.slots.len());
+            self.slots.push(TagSlot {
+                tag,
+                entry,
+                used: true,
+            });
+            return;
+        }
+        // The first slot not used since the hand last passed it.
+        while self.slots[self.hand].used {
+            self.slots[self.hand].used = false;
+            self.hand = (self.hand + 1) % self.slots.len();
+        }
+        let i = self.hand;
+        self.index.remove(&self.slots[i].tag);
+        self.index.insert(tag.clone(), i);
+        self.slots[i] = TagSlot {
+            tag,
+            entry,
+            used: true,
+        };
+        self.hand = (i + 1) % self.slots.len();
+    }
+
+    fn set_memo(&mut self, tag: &str, names: Arc<TagNames>, memo: Memo) {
+        self.put(
+            tag,
+            TagEntry {
+                names: Some(names),
+                memo: Some(memo),
+            },
+        );
+    }
+}
 
 /// The plugin's counters, printed every `stats_interval` (`stats - key: n, ...`).
 #[derive(Default)]
@@ -328,16 +408,14 @@ pub struct CacheState {
     namespaces: LruTtl<Arc<str>, Arc<NsMeta>>,
     /// `namespace/pod` → pod uid and namespace name → uid, for what the caches hold, so a new
     /// container of a known pod (or a watched one) needs no GET.
-    pod_names: LruTtl<String, Arc<str>>,
-    ns_names: LruTtl<String, Arc<str>>,
+    pod_names: LruTtl<Arc<str>, Arc<str>>,
+    ns_names: LruTtl<Arc<str>, Arc<str>>,
     /// `namespace/pod` lookups that found nothing recently.
-    misses: LruTtl<String, ()>,
-    /// tag → names, so the tag regexp runs once per tag.
-    tags: LruTtl<String, TagEntry>,
+    misses: LruTtl<Arc<str>, ()>,
     /// Bumped by every change to the caches; a memo built at another generation is stale.
-    generation: u64,
+    /// Read without the lock by the filter.
+    generation: Arc<AtomicU64>,
     stats: Stats,
-    last_stats: Instant,
 }
 
 impl CacheState {
@@ -349,24 +427,28 @@ impl CacheState {
             pod_names: LruTtl::new(size, ttl),
             ns_names: LruTtl::new(size, ttl),
             misses: LruTtl::new(size, Some(MISS_TTL)),
-            tags: LruTtl::new(size, None),
-            generation: 0,
+            generation: Arc::new(AtomicU64::new(0)),
             stats: Stats::default(),
-            last_stats: Instant::now(),
         }
     }
 
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
     fn put_pod(&mut self, p: Arc<PodMeta>, now: Instant) {
-        self.generation += 1;
+        self.changed();
         let uid: Arc<str> = Arc::from(p.uid.as_str());
-        self.pod_names.insert(pod_key(&p), uid.clone(), now);
+        self.pod_names
+            .insert(Arc::from(pod_key(&p).as_str()), uid.clone(), now);
         self.pods.insert(uid, p, now);
     }
 
     fn put_namespace(&mut self, n: Arc<NsMeta>, now: Instant) {
-        self.generation += 1;
+        self.changed();
         let uid: Arc<str> = Arc::from(n.uid.as_str());
-        self.ns_names.insert(n.name.clone(), uid.clone(), now);
+        self.ns_names
+            .insert(Arc::from(n.name.as_str()), uid.clone(), now);
         self.namespaces.insert(uid, n, now);
     }
 
@@ -396,10 +478,10 @@ impl CacheState {
     pub fn pod_modified(&mut self, pod: PodMeta, node: Option<&str>) -> bool {
         let uid: Arc<str> = Arc::from(pod.uid.as_str());
         let key = pod_key(&pod);
-        self.misses.remove(&key);
+        self.misses.remove(key.as_str());
         let pod = Arc::new(pod);
         if self.pods.update(&uid, pod.clone()) {
-            self.generation += 1;
+            self.changed();
             self.stats.bump("pod_cache_watch_updates");
             return true;
         }
@@ -416,7 +498,7 @@ impl CacheState {
     pub fn namespace_modified(&mut self, ns: NsMeta) -> bool {
         let uid: Arc<str> = Arc::from(ns.uid.as_str());
         if self.namespaces.update(&uid, Arc::new(ns)) {
-            self.generation += 1;
+            self.changed();
             self.stats.bump("namespace_cache_watch_updates");
             true
         } else {
@@ -457,6 +539,13 @@ pub struct KubernetesMetadata {
     tag_re: TagRegexp,
     source: Option<Arc<dyn MetadataSource>>,
     state: Arc<Mutex<CacheState>>,
+    /// The caches' generation (the one in `state`), read without its lock.
+    generation: Arc<AtomicU64>,
+    /// The hot path's only lock: a stream whose tag has a valid memo needs nothing else.
+    tags: Mutex<TagCache>,
+    /// When the stats are next due, in ms after `started`.
+    next_stats: AtomicU64,
+    started: Instant,
     /// For the error messages: the plugin names the endpoint.
     master_url: String,
     /// The client the watches use (None: no API server, or a test source).
@@ -473,8 +562,9 @@ struct Found {
     namespace: Option<Arc<NsMeta>>,
     namespace_id_only: Option<Arc<str>>,
     orphan: Option<Record>,
-    /// Everything came from the caches (the result may be memoized).
-    cached: bool,
+    /// Everything came from the caches (the result may be memoized until this time: the first
+    /// TTL expiry among the entries used).
+    cached: Option<Instant>,
 }
 
 impl KubernetesMetadata {
@@ -543,14 +633,19 @@ impl KubernetesMetadata {
             },
         };
         let size = conf.cache_size.max(1) as usize;
+        let state = CacheState::new(size, ttl);
         Ok(KubernetesMetadata {
+            next_stats: AtomicU64::new(conf.stats_interval.max(0) as u64 * 1000),
+            started: Instant::now(),
+            generation: state.generation.clone(),
+            tags: Mutex::new(TagCache::new(size)),
             conf,
             master_url: master_url.unwrap_or_default(),
             shape: Arc::new(shape),
             tag_re,
             source: None,
             client: None,
-            state: Arc::new(Mutex::new(CacheState::new(size, ttl))),
+            state: Arc::new(Mutex::new(state)),
             watches: Mutex::new(None),
         })
     }
@@ -675,10 +770,10 @@ impl KubernetesMetadata {
         }
         let m = Arc::new(self.fetch_pod(source, ns, pod)?);
         let uid: Arc<str> = Arc::from(m.uid.as_str());
-        self.state
-            .lock()
-            .pods
-            .insert(uid, m.clone(), Instant::now());
+        let mut st = self.state.lock();
+        // May evict another pod: memos built from it are stale.
+        st.changed();
+        st.pods.insert(uid, m.clone(), Instant::now());
         Some(m)
     }
 
@@ -732,8 +827,24 @@ impl KubernetesMetadata {
                     }
                 }
             }
-            found.cached = found.pod.is_some()
-                && (self.conf.skip_namespace_metadata || found.namespace.is_some());
+            if found.pod.is_some()
+                && (self.conf.skip_namespace_metadata || found.namespace.is_some())
+            {
+                let st = self.state.lock();
+                let far = Instant::now() + MEMO_MAX_AGE;
+                let expiries = [
+                    st.id_cache.expires(key),
+                    found
+                        .pod
+                        .as_ref()
+                        .and_then(|p| st.pods.expires(p.uid.as_str())),
+                    found
+                        .namespace
+                        .as_ref()
+                        .and_then(|n| st.namespaces.expires(n.uid.as_str())),
+                ];
+                found.cached = Some(expiries.into_iter().flatten().fold(far, Instant::min));
+            }
             return found;
         }
         let miss_key = format!("{ns}/{pod}");
@@ -748,7 +859,7 @@ impl KubernetesMetadata {
             let mut st = self.state.lock();
             let now = Instant::now();
             (
-                st.misses.contains(&miss_key, now),
+                st.misses.contains(miss_key.as_str(), now),
                 st.cached_pod(&miss_key, key, now),
                 st.cached_namespace(ns, now),
             )
@@ -785,7 +896,7 @@ impl KubernetesMetadata {
                     pod_id: Some(Arc::from(p.uid.as_str())),
                     namespace_id: n.as_ref().map(|n| Arc::from(n.uid.as_str())),
                 };
-                st.generation += 1;
+                st.changed();
                 st.id_cache.insert(Arc::from(key), ids, now);
                 Found {
                     pod: Some(p),
@@ -799,7 +910,7 @@ impl KubernetesMetadata {
                 st.stats.bump("id_cache_pod_not_found_namespace");
                 let older = n.created.is_none_or(|c| c <= time.sec);
                 let pod_id: Option<Arc<str>> = older.then(|| Arc::from(key));
-                st.generation += 1;
+                st.changed();
                 st.id_cache.insert(
                     Arc::from(key),
                     Ids {
@@ -823,7 +934,7 @@ impl KubernetesMetadata {
                     st.stats.bump("id_cache_orphaned_record");
                 }
                 if !recent_miss {
-                    st.misses.insert(miss_key.clone(), (), now);
+                    st.misses.insert(Arc::from(miss_key.as_str()), (), now);
                 }
                 let orphan = self.conf.allow_orphans.then(|| {
                     let mut r = Record::with_capacity(3);
@@ -858,8 +969,8 @@ impl KubernetesMetadata {
         docker_id: Option<&str>,
         time: EventTime,
         batch_misses: &mut HashMap<String, Option<Record>>,
-    ) -> (Record, bool) {
-        let mut cached = false;
+    ) -> (Record, Option<Instant>) {
+        let mut cached = None;
         let mut k = Record::with_capacity(16);
         k.push_unchecked(b"container_name".to_vec(), Value::str(container.as_bytes()));
         k.push_unchecked(b"namespace_name".to_vec(), Value::str(ns.as_bytes()));
@@ -914,57 +1025,64 @@ impl KubernetesMetadata {
     }
 
     /// The names in `tag` and a memo still valid, with the cache generation seen.
-    fn tag_entry(&self, tag: &str) -> (Option<Arc<TagNames>>, Option<Arc<Record>>, u64) {
-        let now = Instant::now();
-        let mut st = self.state.lock();
-        let generation = st.generation;
-        if let Some(e) = st.tags.get(tag, now) {
+    fn tag_entry(
+        &self,
+        tag: &str,
+        now: Instant,
+    ) -> (Option<Arc<TagNames>>, Option<Arc<Record>>, u64) {
+        // Read before anything is looked up, so a change made meanwhile makes the memo stale.
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(e) = self.tags.lock().get(tag) {
             let memo = e
                 .memo
-                .as_ref()
-                .filter(|m| m.generation == generation && now.duration_since(m.built) < MEMO_TTL)
-                .map(|m| m.md.clone());
-            return (e.names.clone(), memo, generation);
+                .filter(|m| m.generation == generation && now < m.valid_until)
+                .map(|m| m.md);
+            return (e.names, memo, generation);
         }
-        drop(st);
         let names = self.tag_re.names(tag).map(Arc::new);
-        let mut st = self.state.lock();
-        st.tags.insert(
-            tag.to_string(),
+        self.tags.lock().put(
+            tag,
             TagEntry {
                 names: names.clone(),
                 memo: None,
             },
-            now,
         );
-        (names, None, st.generation)
+        (names, None, generation)
     }
 
-    fn remember(&self, tag: &str, names: Arc<TagNames>, generation: u64, md: Arc<Record>) {
-        let now = Instant::now();
-        self.state.lock().tags.insert(
-            tag.to_string(),
-            TagEntry {
-                names: Some(names),
-                memo: Some(Memo {
-                    generation,
-                    built: now,
-                    md,
-                }),
-            },
-            now,
-        );
+    fn remember(
+        &self,
+        tag: &str,
+        names: Arc<TagNames>,
+        generation: u64,
+        md: Arc<Record>,
+        valid_until: Instant,
+    ) {
+        let memo = Memo {
+            generation,
+            valid_until,
+            md,
+        };
+        self.tags.lock().set_memo(tag, names, memo);
     }
 
-    fn dump_stats(&self) {
+    /// Logs the stats when `stats_interval` has passed since the last time.
+    fn dump_stats(&self, now: Instant) {
         if self.conf.stats_interval <= 0 {
             return;
         }
-        let mut st = self.state.lock();
-        if st.last_stats.elapsed() < Duration::from_secs(self.conf.stats_interval as u64) {
+        let at = now.saturating_duration_since(self.started).as_millis() as u64;
+        let due = self.next_stats.load(Ordering::Relaxed);
+        let next = at + self.conf.stats_interval as u64 * 1000;
+        if at < due
+            || self
+                .next_stats
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
             return;
         }
-        st.last_stats = Instant::now();
+        let mut st = self.state.lock();
         let (pods, nss) = (st.pods.len() as u64, st.namespaces.len() as u64);
         st.stats.set("pod_cache_size", pods);
         st.stats.set("namespace_cache_size", nss);
@@ -972,6 +1090,11 @@ impl KubernetesMetadata {
             st.stats.set("api_requests", s.requests());
         }
         tracing::info!("{}", st.stats.render());
+    }
+
+    /// Tags remembered (bounded by `cache_size`).
+    pub fn tag_cache_len(&self) -> usize {
+        self.tags.lock().len()
     }
 
     /// The `docker`/`kubernetes` fields from the record, when `lookup_from_k8s_field` applies.
@@ -1004,8 +1127,9 @@ impl Filter for KubernetesMetadata {
         if es.is_empty() {
             return es;
         }
+        let now = Instant::now();
         let mut batch_misses = HashMap::new();
-        let (names, memo, generation) = self.tag_entry(tag);
+        let (names, memo, generation) = self.tag_entry(tag, now);
         // Built once per stream from the first event's time, then copied into each event.
         let tag_md = match (memo, names) {
             (Some(md), _) => Some(md),
@@ -1020,8 +1144,8 @@ impl Filter for KubernetesMetadata {
                     &mut batch_misses,
                 );
                 let md = Arc::new(md);
-                if cached {
-                    self.remember(tag, n.clone(), generation, md.clone());
+                if let Some(until) = cached {
+                    self.remember(tag, n.clone(), generation, md.clone(), until);
                 }
                 md
             }),
@@ -1057,7 +1181,7 @@ impl Filter for KubernetesMetadata {
             }
             out.events.push(ev);
         }
-        self.dump_stats();
+        self.dump_stats(now);
         out
     }
 }

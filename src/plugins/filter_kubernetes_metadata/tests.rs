@@ -356,11 +356,11 @@ fn the_caches_stay_within_cache_size() {
         let got = run(&f, &tag, "{}");
         assert!(got.contains(&format!(r#""pod_id":"uid-{i}""#)), "{got}");
     }
+    assert_eq!(f.tag_cache_len(), 10);
     let st = f.state();
     let st = st.lock();
     assert_eq!(st.pod_cache_len(), 10);
     assert_eq!(st.id_cache.len(), 10);
-    assert_eq!(st.tags.len(), 10);
 }
 
 #[test]
@@ -411,4 +411,107 @@ fn strip_runtime_prefixes() {
     assert_eq!(strip_runtime("containerd://abc"), "abc");
     assert_eq!(strip_runtime("cri-o://abc"), "abc");
     assert_eq!(strip_runtime("abc"), "abc");
+}
+
+/// What a memo built from cache hits may be reused for: until the first TTL expiry of the
+/// entries it came from, and never longer than MEMO_MAX_AGE.
+#[test]
+fn a_memo_lasts_until_its_entries_expire() {
+    let md_until = |params: &str| {
+        let api = fake_api();
+        let f = filter(params, Some(api.clone()));
+        run(&f, TAG, "{}");
+        let n = f.tag_re.names(TAG).map(Arc::new);
+        let Some(n) = n else {
+            panic!("the tag has names")
+        };
+        let before = Instant::now();
+        let (_, until) = f.metadata_for(
+            &n.namespace,
+            &n.pod_name,
+            &n.container_name,
+            &n.cache_key,
+            n.docker_id.as_deref(),
+            EventTime::new(1_700_000_000, 0),
+            &mut HashMap::new(),
+        );
+        let Some(until) = until else {
+            panic!("served from the caches")
+        };
+        // Measured from the end of the call and from its start.
+        let left = (
+            until.saturating_duration_since(Instant::now()),
+            until.saturating_duration_since(before),
+        );
+        (left, api.requests())
+    };
+    // Fetched once by the first stream (a pod and a namespace GET), then from the caches.
+    let ((min, max), gets) = md_until("cache_ttl 5");
+    assert_eq!(gets, 2);
+    assert!(
+        max <= Duration::from_secs(5) && min > Duration::from_secs(1),
+        "{max:?}"
+    );
+    let ((min, _), _) = md_until("");
+    assert!(
+        min <= MEMO_MAX_AGE && min > Duration::from_secs(1),
+        "{min:?}"
+    );
+    // An orphan (the API is failing) is never memoized.
+    let api = fake_api();
+    api.fail.store(true, Ordering::SeqCst);
+    let f = filter("", Some(api));
+    run(&f, TAG, "{}");
+    assert!(f.tags.lock().get(TAG).is_some_and(|e| e.memo.is_none()));
+}
+
+/// The tag cache keeps what is used: a full cache evicts a tag not read since the hand last
+/// passed, and a round over exactly `cache_size` tags is all hits.
+#[test]
+fn the_tag_cache_keeps_what_is_used() {
+    let mut c = TagCache::new(3);
+    let e = || TagEntry {
+        names: None,
+        memo: None,
+    };
+    for t in ["a", "b", "c"] {
+        c.put(t, e());
+    }
+    for _ in 0..3 {
+        for t in ["a", "b", "c"] {
+            assert!(c.get(t).is_some(), "{t}");
+        }
+    }
+    // All were used: the hand clears them and takes the first, "a".
+    c.put("d", e());
+    assert!(c.get("a").is_none());
+    // "b" and "c" lost their mark, "d" has it; "b" is read again, so "c" goes next.
+    assert!(c.get("b").is_some());
+    c.put("e", e());
+    assert!(c.get("c").is_none());
+    for t in ["b", "d", "e"] {
+        assert!(c.get(t).is_some(), "{t}");
+    }
+    assert_eq!(c.len(), 3);
+}
+
+/// The stats line is logged once per `stats_interval`, not on every stream.
+#[test]
+fn stats_are_logged_once_per_interval() {
+    let api = fake_api();
+    let f = filter("stats_interval 30", Some(api));
+    let t0 = f.started;
+    let ((), logs) = capture_logs(|| {
+        run(&f, TAG, "{}");
+        f.dump_stats(t0 + Duration::from_secs(29));
+        f.dump_stats(t0 + Duration::from_secs(31));
+        f.dump_stats(t0 + Duration::from_secs(32));
+        f.dump_stats(t0 + Duration::from_secs(62));
+    });
+    let stats: Vec<&String> = logs.iter().filter(|l| l.contains("stats - ")).collect();
+    assert_eq!(stats.len(), 2, "{logs:?}");
+    assert!(
+        stats[0].contains("pod_cache_size: 1") && stats[0].contains("api_requests: 2"),
+        "{stats:?}"
+    );
 }
