@@ -42,6 +42,20 @@ impl Fields {
         }
     }
 
+    /// A `map<string, string>`: an object with sorted keys (as Go writes a map), left out
+    /// when empty.
+    fn map(&mut self, k: &'static str, v: &std::collections::HashMap<String, String>) {
+        if !v.is_empty() {
+            let mut pairs: Vec<_> = v.iter().collect();
+            pairs.sort();
+            let mut r = Record::with_capacity(pairs.len());
+            for (k, v) in pairs {
+                r.push_unchecked(k.as_bytes().to_vec(), Value::Str(v.as_bytes().to_vec()));
+            }
+            self.0.push((k, Value::Map(r)));
+        }
+    }
+
     fn nested(&mut self, k: &'static str, v: Option<Fields>) {
         if let Some(f) = v {
             self.0.push((k, Value::Map(f.into_record())));
@@ -111,6 +125,7 @@ pub fn alert(a: &pb::Alert) -> (Option<i64>, Record) {
     f.s("Operation", &a.operation);
     f.s("Resource", &a.resource);
     f.s("Data", &a.data);
+    f.map("EventData", &a.event_data);
     f.s("Enforcer", &a.enforcer);
     f.s("Action", &a.action);
     f.s("Result", &a.result);
@@ -198,13 +213,29 @@ mod tests {
             exec_event: Some(pb::ExecEvent::default()),
             a_tags: vec!["MITRE".into(), "T1059".into()],
             host_pid: 70701,
+            event_data: [("proto", "tcp"), ("dport", "443")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
             ..Default::default()
         });
         assert_eq!(ts, Some(1_696_587_116));
         assert_eq!(
             keys(&r),
-            ["ATags", "ExecEvent", "HostPID", "Owner", "PPID", "UID"]
+            [
+                "ATags",
+                "EventData",
+                "ExecEvent",
+                "HostPID",
+                "Owner",
+                "PPID",
+                "UID"
+            ]
         );
+        let Some(Value::Map(ed)) = r.get("EventData") else {
+            panic!("EventData is a map: {r:?}");
+        };
+        assert_eq!(keys(ed), ["dport", "proto"]);
+        assert_eq!(ed.get("proto"), Some(&Value::Str(b"tcp".to_vec())));
         let Some(Value::Map(o)) = r.get("Owner") else {
             panic!("Owner is a map: {r:?}");
         };
