@@ -16,7 +16,7 @@ use super::{Input, InputContext, Parser, PluginContext};
 use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record, Value};
 use crate::router::Emitter;
-use crate::server::{self, Connection, Counters, ReadOutcome, StreamListener, StreamOptions};
+use crate::server::{Connection, ReadOutcome, StreamOptions, TcpServer};
 use crate::timeparse::TimeParser;
 
 mod config;
@@ -65,7 +65,7 @@ struct Settings {
 
 pub struct HttpInput {
     s: Arc<Settings>,
-    listener: Option<std::net::TcpListener>,
+    server: TcpServer,
 }
 
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, ConfigError> {
@@ -127,7 +127,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
             mode,
             opts,
         }),
-        listener: None,
+        server: TcpServer::default(),
     }))
 }
 
@@ -647,12 +647,10 @@ fn serve(s: &Settings, router: &Emitter, mut conn: Connection) {
 
 impl Input for HttpInput {
     fn start(&mut self) -> anyhow::Result<()> {
-        if self.listener.is_none() {
-            self.listener = Some(server::listen_tcp(
-                &self.s.bind,
-                self.s.port,
-                self.s.backlog,
-            )?);
+        if self
+            .server
+            .listen(&self.s.bind, self.s.port, self.s.backlog)?
+        {
             tracing::debug!(
                 "listening http bind=\"{}\" port={}",
                 self.s.bind,
@@ -664,18 +662,12 @@ impl Input for HttpInput {
 
     fn run(mut self: Box<Self>, ctx: InputContext) -> anyhow::Result<()> {
         self.start()?;
-        let Some(listener) = self.listener.take() else {
-            return Ok(());
-        };
         let s = self.s.clone();
         let router = ctx.router.clone();
-        server::serve_stream(
-            StreamListener::Tcp(listener),
-            s.opts.clone(),
-            ctx.shutdown.clone(),
-            Arc::new(Counters::default()),
-            move |conn| serve(&s, &router, conn),
-        );
+        self.server
+            .serve(s.opts.clone(), ctx.shutdown.clone(), move |conn| {
+                serve(&s, &router, conn)
+            });
         Ok(())
     }
 }
