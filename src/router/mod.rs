@@ -275,9 +275,9 @@ impl ErrorSink {
                 error,
                 tag,
                 time.sec,
-                String::from_utf8_lossy(&crate::plugins::formatter_hash::inspect(
-                    &crate::event::Value::Map(record)
-                ))
+                String::from_utf8_lossy(&crate::inspect::inspect(&crate::event::Value::Map(
+                    record
+                )))
             ),
         }
     }
