@@ -138,8 +138,8 @@ impl Value {
             Value::UInt(u) => u.to_string().into_bytes(),
             Value::BigInt(d) => d.clone().into_bytes(),
             Value::Bool(b) => b.to_string().into_bytes(),
-            Value::Array(_) | Value::Map(_) => crate::plugins::formatter_hash::inspect(self),
-            other => crate::plugins::formatter_hash::inspect(other),
+            Value::Array(_) | Value::Map(_) => crate::inspect::inspect(self),
+            other => crate::inspect::inspect(other),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod event;
 pub mod forward;
 pub mod http_client;
 pub mod http_server;
+pub mod inspect;
 pub mod json;
 pub mod kubearmor;
 pub mod kubernetes;

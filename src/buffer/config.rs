@@ -137,5 +137,15 @@ pub struct BufferConf {
     pub calc_num_records: bool,
     /// buf_file_single: how resumed chunks are counted (msgpack, text, auto).
     #[serde(default)]
-    pub chunk_format: crate::plugins::buf_file_single::ChunkFormat,
+    pub chunk_format: ChunkFormat,
+}
+
+/// buf_file_single's `chunk_format`: how resumed chunks are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkFormat {
+    Msgpack,
+    Text,
+    #[default]
+    Auto,
 }

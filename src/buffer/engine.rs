@@ -20,7 +20,7 @@ use super::retry::{RetryParams, RetryState};
 use super::store::{generate_unique_id, hex_id, now_f64, Backup, ChunkStore, StoredChunk};
 use super::{BufferedOutput, Chunk, Metadata, WriteError};
 use crate::event::{Event, EventStream};
-use crate::plugins::{Output, OutputError};
+use crate::router::{Output, OutputError};
 
 /// The resolved `<buffer>` settings.
 #[derive(Clone, Debug)]

@@ -14,7 +14,8 @@ pub mod store;
 
 use crate::config_parser::{types, ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record};
-use crate::plugins::{Output, PluginContext};
+use crate::plugins::PluginContext;
+use crate::router::Output;
 pub use config::{BufferConf, Compress, FlushMode, OverflowAction};
 pub use engine::{BufferedEngine, Settings};
 pub use keys::{ChunkKeys, Placeholders};

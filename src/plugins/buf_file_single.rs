@@ -11,22 +11,13 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::buffer::config::BufferConf;
+pub use crate::buffer::config::ChunkFormat;
 use crate::buffer::keys::ChunkKeys;
 use crate::buffer::store::{hex_id, Backup, ChunkStore, Resumed, StoredChunk};
 use crate::buffer::Metadata;
 
 pub const DEFAULT_CHUNK_LIMIT_SIZE: u64 = 256 * 1024 * 1024;
 pub const DEFAULT_TOTAL_LIMIT_SIZE: u64 = 64 * 1024 * 1024 * 1024;
-
-/// `chunk_format`: how resumed chunks are counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChunkFormat {
-    Msgpack,
-    Text,
-    #[default]
-    Auto,
-}
 
 #[derive(Debug, Clone)]
 pub struct FileSingleStore {

@@ -15,9 +15,7 @@ use crate::event::{EventStream, EventTime, Record};
 use crate::forward::handshake::IpNet;
 use crate::server::framing::Delimited;
 use crate::server::transport::{self, Protocol, TransportConf};
-use crate::server::{
-    self, Connection, Counters, ReadOutcome, SourceKeys, StreamListener, StreamOptions,
-};
+use crate::server::{self, Connection, ReadOutcome, SourceKeys, StreamOptions, TcpServer};
 
 #[derive(Debug, Deserialize)]
 struct ClientConf {
@@ -128,7 +126,7 @@ struct Settings {
 
 pub struct TcpInput {
     s: Arc<Settings>,
-    listener: Option<std::net::TcpListener>,
+    server: TcpServer,
 }
 
 pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, ConfigError> {
@@ -169,7 +167,7 @@ pub fn create(elem: &Element, ctx: &PluginContext) -> Result<Box<dyn Input>, Con
             extract,
             opts,
         }),
-        listener: None,
+        server: TcpServer::default(),
     }))
 }
 
@@ -229,12 +227,10 @@ fn handle(s: &Settings, router: &crate::router::Emitter, mut conn: Connection) {
 
 impl Input for TcpInput {
     fn start(&mut self) -> anyhow::Result<()> {
-        if self.listener.is_none() {
-            self.listener = Some(server::listen_tcp(
-                &self.s.bind,
-                self.s.port,
-                self.s.backlog,
-            )?);
+        if self
+            .server
+            .listen(&self.s.bind, self.s.port, self.s.backlog)?
+        {
             tracing::info!(
                 "listening tcp socket bind=\"{}\" port={}",
                 self.s.bind,
@@ -246,18 +242,12 @@ impl Input for TcpInput {
 
     fn run(mut self: Box<Self>, ctx: InputContext) -> anyhow::Result<()> {
         self.start()?;
-        let Some(listener) = self.listener.take() else {
-            return Ok(());
-        };
         let s = self.s.clone();
         let router = ctx.router.clone();
-        server::serve_stream(
-            StreamListener::Tcp(listener),
-            s.opts.clone(),
-            ctx.shutdown.clone(),
-            Arc::new(Counters::default()),
-            move |conn| handle(&s, &router, conn),
-        );
+        self.server
+            .serve(s.opts.clone(), ctx.shutdown.clone(), move |conn| {
+                handle(&s, &router, conn)
+            });
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! matching `<match>`, and that output) is resolved once and cached.
 
 pub mod pattern;
+pub mod stage;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,8 +13,8 @@ use std::time::Duration;
 use parking_lot::RwLock;
 
 use crate::event::{EventStream, EventTime, Record};
-use crate::plugins::{Filter, Output};
 pub use pattern::MatchPattern;
+pub use stage::{Filter, Output, OutputError};
 
 /// Fluentd caches 1024 tag → pipeline resolutions per router.
 const PIPELINE_CACHE_SIZE: usize = 1024;
@@ -275,9 +276,9 @@ impl ErrorSink {
                 error,
                 tag,
                 time.sec,
-                String::from_utf8_lossy(&crate::plugins::formatter_hash::inspect(
-                    &crate::event::Value::Map(record)
-                ))
+                String::from_utf8_lossy(&crate::inspect::inspect(&crate::event::Value::Map(
+                    record
+                )))
             ),
         }
     }
@@ -396,7 +397,6 @@ impl Shutdown {
 mod tests {
     use super::*;
     use crate::event::Value;
-    use crate::plugins::OutputError;
 
     struct Tagger(&'static str);
     impl Filter for Tagger {

@@ -569,6 +569,39 @@ fn make_room(
     }
 }
 
+/// The TCP listener of a stream input (in_tcp, in_http): bound in `Input::start`, so a bind
+/// error stops start-up, and served in `Input::run`.
+#[derive(Default)]
+pub struct TcpServer(Option<TcpListener>);
+
+impl TcpServer {
+    /// Binds unless already bound; true when this call bound (the caller logs "listening" once).
+    pub fn listen(&mut self, bind: &str, port: u16, backlog: Option<i32>) -> anyhow::Result<bool> {
+        if self.0.is_some() {
+            return Ok(false);
+        }
+        self.0 = Some(listen_tcp(bind, port, backlog)?);
+        Ok(true)
+    }
+
+    /// Accepts connections until shutdown, each on its own thread ([`serve_stream`]); returns at
+    /// once when nothing is bound (already served).
+    pub fn serve<F>(&mut self, opts: StreamOptions, shutdown: Shutdown, handler: F)
+    where
+        F: Fn(Connection) + Send + Sync + 'static,
+    {
+        if let Some(listener) = self.0.take() {
+            serve_stream(
+                StreamListener::Tcp(listener),
+                opts,
+                shutdown,
+                Arc::new(Counters::default()),
+                handler,
+            );
+        }
+    }
+}
+
 /// Receives datagrams until shutdown; each is cut to `max_bytes` (the recvfrom size, as
 /// Fluentd's `max_bytes`) and handed to `handler` with its sender.
 pub fn serve_udp(
