@@ -278,6 +278,9 @@ fn full_alert() -> pb::Alert {
         operation: "Process".into(),
         resource: "/usr/bin/ls".into(),
         data: "syscall=SYS_EXECVE".into(),
+        event_data: [("Syscall", "SYS_EXECVE"), ("Flags", "")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
         enforcer: "BPFLSM".into(),
         action: "Block".into(),
         result: "Permission denied".into(),
@@ -418,7 +421,8 @@ fn records_carry_the_proto_field_names_without_zero_values() {
             "2023-10-06 10:11:56.000000000 +0000 kubearmor.alert ",
             r#"{"ATags":["MITRE","T1059"],"Action":"Block","ClusterName":"default","#,
             r#""ContainerID":"20a6333c6a46","ContainerImage":"nginx:latest","ContainerName":"nginx","#,
-            r#""Cwd":"/","Data":"syscall=SYS_EXECVE","Enforcer":"BPFLSM","ExecEvent":{"ExecID":"1234"},"#,
+            r#""Cwd":"/","Data":"syscall=SYS_EXECVE","Enforcer":"BPFLSM","#,
+            r#""EventData":{"Flags":"","Syscall":"SYS_EXECVE"},"ExecEvent":{"ExecID":"1234"},"#,
             r#""HostName":"node-1","HostPID":70701,"HostPPID":70666,"Labels":"app=nginx","#,
             r#""MaxAlertsPerSec":10,"Message":"ls in nginx","NamespaceName":"default","#,
             r#""Operation":"Process","Owner":{"Name":"nginx","Namespace":"default","Ref":"Deployment"},"#,
