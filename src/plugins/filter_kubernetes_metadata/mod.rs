@@ -11,8 +11,10 @@
 //! tag's names, or the orphaned namespace).
 
 mod cache;
+mod config;
 mod kube_source;
 mod meta;
+mod tags;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use serde::Deserialize;
 
 pub use k8s_openapi::api::core::v1::{Namespace, Pod};
 
@@ -30,118 +31,13 @@ use crate::config_parser::{ConfigError, Element};
 use crate::event::{EventStream, EventTime, Record, Value};
 use crate::kubernetes::ClientSettings;
 use cache::LruTtl;
+pub use config::KubernetesMetadataConf;
 pub use meta::{namespace_meta, pod_meta, strip_runtime, NsMeta, PodMeta, Shape};
-
-const REGEX_VAR_LOG_PODS: &str = r"(var\.log\.pods)\.(?<namespace>[^_]+)_(?<pod_name>[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)_(?<pod_uuid>[a-z0-9-]*)\.(?<container_name>.+)\..*\.log$";
-const REGEX_VAR_LOG_CONTAINERS: &str = r"(var\.log\.containers)\.(?<pod_name>[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)_(?<namespace>[^_]+)_(?<container_name>.+)-(?<docker_id>[a-z0-9]{64})\.log$";
+use tags::*;
 
 /// How long a lookup that found nothing is not repeated for the same pod (the plugin retries
 /// on every event stream, which turns a deleted pod into a loop of 404s).
 const MISS_TTL: Duration = Duration::from_secs(10);
-
-fn default_regexp() -> String {
-    format!("({REGEX_VAR_LOG_PODS}|{REGEX_VAR_LOG_CONTAINERS})")
-}
-fn yes() -> bool {
-    true
-}
-fn default_api_version() -> String {
-    "v1".into()
-}
-fn default_open_timeout() -> i64 {
-    3
-}
-fn default_read_timeout() -> i64 {
-    10
-}
-fn default_cache_size() -> i64 {
-    1000
-}
-fn default_cache_ttl() -> i64 {
-    3600
-}
-fn default_one() -> i64 {
-    1
-}
-fn default_two() -> i64 {
-    2
-}
-fn default_ten() -> i64 {
-    10
-}
-fn default_stats_interval() -> i64 {
-    30
-}
-fn default_orphaned_name() -> String {
-    ".orphaned".into()
-}
-fn default_orphaned_id() -> String {
-    "orphaned".into()
-}
-
-/// Every parameter of the plugin (v3.8) but the client ones (`kubernetes_url`, `ca_file`,
-/// `client_cert`, `client_key`, `verify_ssl`, `bearer_token_file`, `secret_dir`), which are
-/// [`crate::kubernetes::ClientSettings`]. The parameters removed in v3.0 (`de_dot`,
-/// `de_dot_separator`, `de_slash`, `de_slash_separator`, `use_journal`,
-/// `container_name_to_kubernetes_regexp`) are not declared, so they get Fluentd's
-/// "parameter ... is not used." warning, as with the plugin.
-#[derive(Deserialize, Clone)]
-pub struct KubernetesMetadataConf {
-    #[serde(default = "default_cache_size")]
-    pub cache_size: i64,
-    /// Seconds; below 0: no TTL.
-    #[serde(default = "default_cache_ttl")]
-    pub cache_ttl: i64,
-    /// Declared as an integer (default `true`) by the plugin; nil is never cached here anyway.
-    #[serde(default)]
-    pub ignore_nil: Option<i64>,
-    #[serde(default = "yes")]
-    pub watch: bool,
-    #[serde(rename = "apiVersion", default = "default_api_version")]
-    pub api_version: String,
-    #[serde(default = "default_open_timeout")]
-    pub open_timeout: i64,
-    #[serde(default = "default_read_timeout")]
-    pub read_timeout: i64,
-    #[serde(default = "default_regexp")]
-    pub tag_to_kubernetes_name_regexp: String,
-    #[serde(default)]
-    pub annotation_match: Vec<String>,
-    #[serde(default = "default_stats_interval")]
-    pub stats_interval: i64,
-    #[serde(default = "yes")]
-    pub allow_orphans: bool,
-    #[serde(default = "default_orphaned_name")]
-    pub orphaned_namespace_name: String,
-    #[serde(default = "default_orphaned_id")]
-    pub orphaned_namespace_id: String,
-    #[serde(default = "yes")]
-    pub lookup_from_k8s_field: bool,
-    #[serde(default)]
-    pub ssl_partial_chain: bool,
-    #[serde(default)]
-    pub skip_labels: bool,
-    #[serde(default)]
-    pub skip_pod_labels: bool,
-    #[serde(default)]
-    pub skip_namespace_labels: bool,
-    #[serde(default)]
-    pub skip_container_metadata: bool,
-    #[serde(default)]
-    pub skip_master_url: bool,
-    #[serde(default)]
-    pub skip_namespace_metadata: bool,
-    #[serde(default)]
-    pub include_ownerrefs_metadata: bool,
-    /// The plugin's test hook (a Ruby class); accepted and ignored.
-    pub test_api_adapter: Option<String>,
-    #[serde(default = "default_one")]
-    pub watch_retry_interval: i64,
-    #[serde(default = "default_two")]
-    pub watch_retry_exponential_backoff_base: i64,
-    #[serde(default = "default_ten")]
-    pub watch_retry_max_times: i64,
-}
 
 /// The answer of one GET.
 pub enum Fetch<T> {
@@ -159,209 +55,6 @@ pub trait MetadataSource: Send + Sync {
     /// API requests made so far (for stats and benchmarks).
     fn requests(&self) -> u64 {
         0
-    }
-}
-
-/// Names found in a tag.
-#[derive(Clone)]
-struct TagNames {
-    namespace: String,
-    pod_name: String,
-    container_name: String,
-    cache_key: String,
-    docker_id: Option<String>,
-}
-
-/// The tag regexp. Ruby allows a group name twice (the default names each group once per
-/// alternative); the Rust engines do not, so repeats are renamed and looked up together.
-struct TagRegexp {
-    re: RubyRegex,
-    /// name → indexes of the groups with that name, in pattern order.
-    groups: HashMap<String, Vec<usize>>,
-}
-
-/// Renames the second and later `(?<name>` of one name to `(?<name__kmN>`.
-fn dedupe_group_names(src: &str) -> String {
-    let b = src.as_bytes();
-    let mut out = String::with_capacity(src.len() + 16);
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
-            let end = (i + 2).min(b.len());
-            out.push_str(&src[i..end]);
-            i = end;
-            continue;
-        }
-        let open = if src[i..].starts_with("(?<") {
-            Some(3)
-        } else if src[i..].starts_with("(?P<") {
-            Some(4)
-        } else {
-            None
-        };
-        if let Some(n) = open {
-            let name_start = i + n;
-            let name_len = src[name_start..]
-                .bytes()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
-                .count();
-            if name_len > 0 && src[name_start + name_len..].starts_with('>') {
-                let name = &src[name_start..name_start + name_len];
-                let count = seen.entry(name.to_string()).or_insert(0);
-                *count += 1;
-                out.push_str(&src[i..name_start]);
-                out.push_str(name);
-                if *count > 1 {
-                    out.push_str(&format!("__km{count}"));
-                }
-                i = name_start + name_len;
-                continue;
-            }
-        }
-        let ch_len = src[i..].chars().next().map_or(1, char::len_utf8);
-        out.push_str(&src[i..i + ch_len]);
-        i += ch_len;
-    }
-    out
-}
-
-impl TagRegexp {
-    fn new(src: &str) -> Result<TagRegexp, String> {
-        let re = RubyRegex::new(&dedupe_group_names(src), "")?;
-        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, name) in re.capture_names().into_iter().enumerate() {
-            if let Some(name) = name {
-                let base = match name.find("__km") {
-                    Some(p) => name[..p].to_string(),
-                    None => name,
-                };
-                groups.entry(base).or_default().push(i);
-            }
-        }
-        for required in ["namespace", "pod_name", "container_name"] {
-            if !groups.contains_key(required) {
-                return Err(format!("missing named capture '{required}'"));
-            }
-        }
-        Ok(TagRegexp { re, groups })
-    }
-
-    fn names(&self, tag: &str) -> Option<TagNames> {
-        let caps = self.re.captures_owned(tag.as_bytes())?;
-        let get = |name: &str| -> Option<String> {
-            self.groups.get(name)?.iter().find_map(|i| {
-                caps.get(*i)
-                    .and_then(|c| c.as_ref())
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-            })
-        };
-        let docker_id = get("docker_id");
-        let cache_key = get("pod_uuid").or_else(|| docker_id.clone())?;
-        Some(TagNames {
-            namespace: get("namespace")?,
-            pod_name: get("pod_name")?,
-            container_name: get("container_name")?,
-            cache_key,
-            docker_id,
-        })
-    }
-}
-
-/// What is remembered of a tag: its names, and the metadata last built for it.
-#[derive(Clone)]
-struct TagEntry {
-    names: Option<Arc<TagNames>>,
-    memo: Option<Memo>,
-}
-
-/// Metadata built from cache hits only, reused while nothing in the caches changed and none of
-/// the entries it was built from expired; rebuilt at least every [`MEMO_MAX_AGE`] all the same,
-/// which also keeps its pod recent in the LRU order.
-#[derive(Clone)]
-struct Memo {
-    generation: u64,
-    valid_until: Instant,
-    md: Arc<Record>,
-}
-
-const MEMO_MAX_AGE: Duration = Duration::from_secs(10);
-
-/// tag → its names and memo, bounded by `cache_size`, evicting by CLOCK (second chance)
-/// instead of an LRU list: a hit is one hash lookup and sets a bit, nothing is reordered.
-struct TagCache {
-    index: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
-    slots: Vec<TagSlot>,
-    hand: usize,
-    capacity: usize,
-}
-
-struct TagSlot {
-    tag: Arc<str>,
-    entry: TagEntry,
-    used: bool,
-}
-
-impl TagCache {
-    fn new(capacity: usize) -> Self {
-        TagCache {
-            index: HashMap::default(),
-            slots: Vec::new(),
-            hand: 0,
-            capacity: capacity.max(1),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    fn get(&mut self, tag: &str) -> Option<TagEntry> {
-        let slot = &mut self.slots[*self.index.get(tag)?];
-        slot.used = true;
-        Some(slot.entry.clone())
-    }
-
-    fn put(&mut self, tag: &str, entry: TagEntry) {
-        if let Some(&i) = self.index.get(tag) {
-            self.slots[i].entry = entry;
-            self.slots[i].used = true;
-            return;
-        }
-        let tag: Arc<str> = Arc::from(tag);
-        if self.slots.len() < self.capacity {
-            self.index.insert(tag.clone(), self.slots.len());
-            self.slots.push(TagSlot {
-                tag,
-                entry,
-                used: true,
-            });
-            return;
-        }
-        // The first slot not used since the hand last passed it.
-        while self.slots[self.hand].used {
-            self.slots[self.hand].used = false;
-            self.hand = (self.hand + 1) % self.slots.len();
-        }
-        let i = self.hand;
-        self.index.remove(&self.slots[i].tag);
-        self.index.insert(tag.clone(), i);
-        self.slots[i] = TagSlot {
-            tag,
-            entry,
-            used: true,
-        };
-        self.hand = (i + 1) % self.slots.len();
-    }
-
-    fn set_memo(&mut self, tag: &str, names: Arc<TagNames>, memo: Memo) {
-        self.put(
-            tag,
-            TagEntry {
-                names: Some(names),
-                memo: Some(memo),
-            },
-        );
     }
 }
 
