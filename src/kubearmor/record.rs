@@ -96,75 +96,59 @@ fn stamp(t: i64) -> Option<i64> {
     (t != 0).then_some(t)
 }
 
+/// The fields Alert and Log share (same names, different messages); keys are sorted at the
+/// end, so the order here does not matter.
+macro_rules! process_fields {
+    ($f:expr, $m:expr) => {{
+        let (f, m) = (&mut $f, $m);
+        f.s("UpdatedTime", &m.updated_time);
+        f.s("ClusterName", &m.cluster_name);
+        f.s("HostName", &m.host_name);
+        f.s("NamespaceName", &m.namespace_name);
+        f.nested("Owner", owner(&m.owner));
+        f.s("PodName", &m.pod_name);
+        f.s("Labels", &m.labels);
+        f.s("ContainerID", &m.container_id);
+        f.s("ContainerName", &m.container_name);
+        f.s("ContainerImage", &m.container_image);
+        f.s("ParentProcessName", &m.parent_process_name);
+        f.s("ProcessName", &m.process_name);
+        f.i("HostPPID", m.host_ppid);
+        f.i("HostPID", m.host_pid);
+        f.always("PPID", m.ppid);
+        f.i("PID", m.pid);
+        f.always("UID", m.uid);
+        f.s("Type", &m.r#type);
+        f.s("Source", &m.source);
+        f.s("Operation", &m.operation);
+        f.s("Resource", &m.resource);
+        f.s("Data", &m.data);
+        f.s("Result", &m.result);
+        f.s("Cwd", &m.cwd);
+        f.s("TTY", &m.tty);
+        f.nested("ExecEvent", exec_event(&m.exec_event));
+    }};
+}
+
 pub fn alert(a: &pb::Alert) -> (Option<i64>, Record) {
     let mut f = Fields::new();
-    f.s("UpdatedTime", &a.updated_time);
-    f.s("ClusterName", &a.cluster_name);
-    f.s("HostName", &a.host_name);
-    f.s("NamespaceName", &a.namespace_name);
-    f.nested("Owner", owner(&a.owner));
-    f.s("PodName", &a.pod_name);
-    f.s("Labels", &a.labels);
-    f.s("ContainerID", &a.container_id);
-    f.s("ContainerName", &a.container_name);
-    f.s("ContainerImage", &a.container_image);
-    f.i("HostPPID", a.host_ppid);
-    f.i("HostPID", a.host_pid);
-    f.always("PPID", a.ppid);
-    f.i("PID", a.pid);
-    f.always("UID", a.uid);
-    f.s("ParentProcessName", &a.parent_process_name);
-    f.s("ProcessName", &a.process_name);
+    process_fields!(f, a);
     f.s("PolicyName", &a.policy_name);
     f.s("Severity", &a.severity);
     f.s("Tags", &a.tags);
     f.list("ATags", &a.a_tags);
     f.s("Message", &a.message);
-    f.s("Type", &a.r#type);
-    f.s("Source", &a.source);
-    f.s("Operation", &a.operation);
-    f.s("Resource", &a.resource);
-    f.s("Data", &a.data);
     f.map("EventData", &a.event_data);
     f.s("Enforcer", &a.enforcer);
     f.s("Action", &a.action);
-    f.s("Result", &a.result);
-    f.s("Cwd", &a.cwd);
-    f.s("TTY", &a.tty);
     f.i("MaxAlertsPerSec", a.max_alerts_per_sec);
     f.i("DroppingAlertsInterval", a.dropping_alerts_interval);
-    f.nested("ExecEvent", exec_event(&a.exec_event));
     (stamp(a.timestamp), f.into_record())
 }
 
 pub fn log(l: &pb::Log) -> (Option<i64>, Record) {
     let mut f = Fields::new();
-    f.s("UpdatedTime", &l.updated_time);
-    f.s("ClusterName", &l.cluster_name);
-    f.s("HostName", &l.host_name);
-    f.s("NamespaceName", &l.namespace_name);
-    f.nested("Owner", owner(&l.owner));
-    f.s("PodName", &l.pod_name);
-    f.s("Labels", &l.labels);
-    f.s("ContainerID", &l.container_id);
-    f.s("ContainerName", &l.container_name);
-    f.s("ContainerImage", &l.container_image);
-    f.s("ParentProcessName", &l.parent_process_name);
-    f.s("ProcessName", &l.process_name);
-    f.i("HostPPID", l.host_ppid);
-    f.i("HostPID", l.host_pid);
-    f.always("PPID", l.ppid);
-    f.i("PID", l.pid);
-    f.always("UID", l.uid);
-    f.s("Type", &l.r#type);
-    f.s("Source", &l.source);
-    f.s("Operation", &l.operation);
-    f.s("Resource", &l.resource);
-    f.s("Data", &l.data);
-    f.s("Result", &l.result);
-    f.s("Cwd", &l.cwd);
-    f.s("TTY", &l.tty);
-    f.nested("ExecEvent", exec_event(&l.exec_event));
+    process_fields!(f, l);
     (stamp(l.timestamp), f.into_record())
 }
 
