@@ -233,7 +233,6 @@ fn client_in_cluster_style_over_tls_and_restart_with_seen() {
     let dir = tempfile::tempdir().unwrap();
     let sa = dir.path().join("sa");
     let api = FakeApi::start_tls(&sa);
-    api.faults(|f| f.token = Some(k8s_support::TOKEN.into()));
     api.put(
         "events",
         event("default", "a.1", "Pulled", "pulled", "Normal"),
@@ -524,7 +523,6 @@ fn objects_source_in_cluster_style_with_watch_and_pull() {
     let dir = tempfile::tempdir().unwrap();
     let sa = dir.path().join("serviceaccount");
     let api = FakeApi::start_tls(&sa);
-    api.faults(|f| f.token = Some(k8s_support::TOKEN.into()));
     api.put(
         "events",
         event("default", "web-1.a", "Pulled", "pulled", "Normal"),

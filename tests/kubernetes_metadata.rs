@@ -158,7 +158,6 @@ fn pod_lookup_through_a_kubeconfig_field_by_field() {
 fn pod_lookup_with_in_cluster_settings_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let api = FakeApi::start_tls(&dir.path().join("sa"));
-    api.faults(|f| f.token = Some(k8s_support::TOKEN.into()));
     let p = seed(&api);
     let sa = api.secret_dir.clone().unwrap();
     let url = format!("{}/api", api.url());

@@ -151,6 +151,8 @@ impl FakeApi {
             .unwrap();
         let mut api = Self::start_with(Some(Arc::new(config)), Some(dir.to_path_buf()));
         api.scheme = "https";
+        // It accepts the service-account token it wrote, and only that.
+        api.faults(|f| f.token = Some(TOKEN.into()));
         api
     }
 
